@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The architecture glue of the bind hooks, all of it: reading and changing
+ * a probed function's arguments at its entry, and making it return at once.
+ */
+#ifndef _PO_ARCH_H
+#define _PO_ARCH_H
+
+#include <linux/ptrace.h>
+
+#ifndef CONFIG_X86_64
+#error "portowners: kmod/arch.h has glue for x86-64 only so far"
+#endif
+
+/* A function that only returns; a probe points the probed call at it. */
+void po_just_return(void);
+
+static inline unsigned long po_arg(struct pt_regs *regs, unsigned int n)
+{
+	return regs_get_kernel_argument(regs, n);
+}
+
+/* The fourth argument (flags of __inet_bind and __inet6_bind). */
+static inline void po_set_arg4(struct pt_regs *regs, unsigned long val)
+{
+	regs->cx = val;
+}
+
+/*
+ * Make the probed function return rc without running, as
+ * bpf_override_return() does; the kprobe pre-handler then returns 1.
+ */
+static inline void po_override_return(struct pt_regs *regs, long rc)
+{
+	regs->ax = rc;
+	instruction_pointer_set(regs, (unsigned long)po_just_return);
+}
+
+#endif /* _PO_ARCH_H */

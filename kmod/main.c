@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * portowners: give a port to a user or group, as chown gives a file.
+ *
+ * Module setup: per network namespace state, parameters, and the order in
+ * which the pieces come up and go down. The bind hooks are armed last and
+ * disarmed first, so they never see a namespace without its table.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <net/genetlink.h>
+
+#include "po.h"
+
+unsigned int po_net_id __read_mostly;
+DEFINE_MUTEX(po_mutex);
+
+bool po_root_exempt __read_mostly = true;
+module_param_named(root_exempt, po_root_exempt, bool, 0644);
+MODULE_PARM_DESC(root_exempt,
+		 "Tasks with CAP_NET_BIND_SERVICE may bind owned ports (default: Y)");
+
+static int __net_init po_net_init(struct net *net)
+{
+	struct po_net *pn = po_net(net);
+	int err;
+
+	pn->stats = alloc_percpu(struct po_stats);
+	if (!pn->stats)
+		return -ENOMEM;
+	err = po_net_init_table(pn);
+	if (err)
+		free_percpu(pn->stats);
+	return err;
+}
+
+static void __net_exit po_net_exit(struct net *net)
+{
+	struct po_net *pn = po_net(net);
+
+	mutex_lock(&po_mutex);
+	po_stage_free(pn);
+	mutex_unlock(&po_mutex);
+	po_net_free_table(pn);
+	free_percpu(pn->stats);
+}
+
+static struct pernet_operations po_net_ops = {
+	.init = po_net_init,
+	.exit = po_net_exit,
+	.id = &po_net_id,
+	.size = sizeof(struct po_net),
+};
+
+static int __init po_init(void)
+{
+	int err;
+
+	err = register_pernet_subsys(&po_net_ops);
+	if (err)
+		return err;
+	err = po_netlink_init();
+	if (err)
+		goto err_pernet;
+	err = po_hooks_init();
+	if (err)
+		goto err_netlink;
+	pr_info("version %s loaded, root_exempt=%d\n", PO_VERSION,
+		po_root_exempt);
+	return 0;
+
+err_netlink:
+	po_netlink_exit();
+err_pernet:
+	unregister_pernet_subsys(&po_net_ops);
+	return err;
+}
+
+static void __exit po_exit(void)
+{
+	po_hooks_exit();
+	po_netlink_exit();
+	unregister_pernet_subsys(&po_net_ops);
+	pr_info("unloaded\n");
+}
+
+module_init(po_init);
+module_exit(po_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Give ports to users and groups, as chown gives files");
+MODULE_AUTHOR("The portowners developers");
+MODULE_VERSION(PO_VERSION);
+MODULE_ALIAS_GENL_FAMILY(PORTOWNERS_GENL_NAME);

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * portowners: generic netlink ABI.
+ *
+ * This header is the single definition of the ABI. portctl (Python) is
+ * checked against it by tests/host/test_uapi.py, so the two cannot drift.
+ *
+ * A rule gives one port range of one protocol to an owner. Ports are in
+ * host byte order. uids and gids are in the user namespace of the netlink
+ * socket's opener.
+ */
+#ifndef _UAPI_LINUX_PORTOWNERS_H
+#define _UAPI_LINUX_PORTOWNERS_H
+
+#define PORTOWNERS_GENL_NAME		"portowners"
+#define PORTOWNERS_GENL_VERSION		1
+
+/* Most rules one table holds: every port of every protocol, one by one. */
+#define PORTOWNERS_MAX_RULES		(3 * 65535)
+
+enum portowners_cmd {
+	PORTOWNERS_CMD_UNSPEC,
+	/* Dump. Replies carry PORTOWNERS_A_GENERATION and PORTOWNERS_A_RULE*. */
+	PORTOWNERS_CMD_GET_RULES,
+	/*
+	 * Admin. Replace the whole table with the PORTOWNERS_A_RULE* given.
+	 * A large table is sent in chunks: every chunk but the last sets
+	 * PORTOWNERS_F_MORE, and each carries PORTOWNERS_A_OFFSET, the number
+	 * of rules sent before it. Nothing changes until the last chunk, and
+	 * then the table is swapped whole.
+	 */
+	PORTOWNERS_CMD_REPLACE,
+	/* Admin. Add the PORTOWNERS_A_RULE* given to the table. */
+	PORTOWNERS_CMD_ADD_RULES,
+	/*
+	 * Admin. Release the ports of each PORTOWNERS_A_RULE* given (proto and
+	 * range only); a rule partly covered keeps its other ports.
+	 */
+	PORTOWNERS_CMD_DEL_RULES,
+	/* Admin. Empty the table. */
+	PORTOWNERS_CMD_FLUSH,
+	/* Module version, table size and generation, counters, settings. */
+	PORTOWNERS_CMD_GET_STATUS,
+	/*
+	 * Evaluate the live table for PORTOWNERS_A_UID, PORTOWNERS_A_GID,
+	 * PORTOWNERS_A_GROUP*, PORTOWNERS_A_PROTO, PORTOWNERS_A_PORT. The reply
+	 * has PORTOWNERS_A_VERDICT and, when a rule matched, PORTOWNERS_A_RULE.
+	 */
+	PORTOWNERS_CMD_CHECK,
+
+	__PORTOWNERS_CMD_MAX,
+	PORTOWNERS_CMD_MAX = __PORTOWNERS_CMD_MAX - 1
+};
+
+enum portowners_attr {
+	PORTOWNERS_A_UNSPEC,
+	PORTOWNERS_A_PAD,
+	PORTOWNERS_A_RULE,		/* nest, PORTOWNERS_RULE_A_*; repeated */
+	PORTOWNERS_A_FLAGS,		/* u32, PORTOWNERS_F_* */
+	PORTOWNERS_A_OFFSET,		/* u32, rules sent in earlier chunks */
+	PORTOWNERS_A_GENERATION,	/* u64, bumped by every table swap */
+	PORTOWNERS_A_RULE_COUNT,	/* u32 */
+	PORTOWNERS_A_GRANTED,		/* u64, binds allowed by a rule */
+	PORTOWNERS_A_DENIED,		/* u64, binds refused by a rule */
+	PORTOWNERS_A_ROOT_EXEMPT,	/* u8, module parameter root_exempt */
+	PORTOWNERS_A_VERSION,		/* string */
+	PORTOWNERS_A_UID,		/* u32 */
+	PORTOWNERS_A_GID,		/* u32 */
+	PORTOWNERS_A_GROUP,		/* u32, supplementary group; repeated */
+	PORTOWNERS_A_PROTO,		/* u8, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP */
+	PORTOWNERS_A_PORT,		/* u16 */
+	PORTOWNERS_A_VERDICT,		/* u8, enum portowners_verdict */
+
+	__PORTOWNERS_A_MAX,
+	PORTOWNERS_A_MAX = __PORTOWNERS_A_MAX - 1
+};
+
+enum portowners_rule_attr {
+	PORTOWNERS_RULE_A_UNSPEC,
+	PORTOWNERS_RULE_A_PROTO,	/* u8, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP */
+	PORTOWNERS_RULE_A_PORT_LO,	/* u16, 1..65535 */
+	PORTOWNERS_RULE_A_PORT_HI,	/* u16, PORT_LO..65535 */
+	PORTOWNERS_RULE_A_UID,		/* u32, owner uid */
+	PORTOWNERS_RULE_A_GID,		/* u32, owner gid */
+	PORTOWNERS_RULE_A_ANY,		/* flag, any user may bind */
+
+	__PORTOWNERS_RULE_A_MAX,
+	PORTOWNERS_RULE_A_MAX = __PORTOWNERS_RULE_A_MAX - 1
+};
+
+enum portowners_flags {
+	PORTOWNERS_F_MORE = 1 << 0,	/* REPLACE: more chunks follow */
+};
+
+enum portowners_verdict {
+	PORTOWNERS_VERDICT_PASS,	/* no rule: the kernel decides as usual */
+	PORTOWNERS_VERDICT_GRANT,	/* a rule names this user or group */
+	PORTOWNERS_VERDICT_DENY,	/* owned by another: needs CAP_NET_BIND_SERVICE */
+};
+
+#endif /* _UAPI_LINUX_PORTOWNERS_H */
