@@ -1,0 +1,31 @@
+# portowners: `make` builds kmod/portowners.ko; `./check` is the whole test run.
+
+VM_KVER := $(shell vm/kernel-version 2>/dev/null)
+KVER ?= $(shell uname -r)
+# The running kernel's build tree when it has one, else the headers of the
+# kernel the VM boots (a container's own kernel often has none).
+KDIR ?= $(if $(wildcard /lib/modules/$(KVER)/build/Makefile),/lib/modules/$(KVER)/build,/usr/src/linux-headers-$(VM_KVER))
+VENV := .venv
+
+.PHONY: all module clean lint test-host test-vm check
+
+all: module
+
+module:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) W=1 modules
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+
+lint:
+	$(VENV)/bin/ruff check portctl tests
+	$(VENV)/bin/mypy
+
+test-host:
+	$(VENV)/bin/python -m pytest tests/host -q
+
+# The VM boots the kernel the module was built for.
+test-vm: module
+	vm/run
+
+check: lint test-host test-vm

@@ -1,0 +1,249 @@
+"""Client for the portowners generic netlink family (kmod/uapi/portowners.h).
+
+Messages are described with pyroute2's nla maps, never packed by hand; the
+constants below are checked against the UAPI header by tests/host/test_uapi.py.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from pyroute2.netlink import NLA_F_NESTED, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, genlmsg, nla
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.generic import GenericNetlinkSocket
+
+from portctl.model import PROTO_NAMES, PROTOCOLS, PortRange, Rule
+
+GENL_NAME = "portowners"
+GENL_VERSION = 1
+MAX_RULES = 3 * 65535
+
+CMD_GET_RULES = 1
+CMD_REPLACE = 2
+CMD_ADD_RULES = 3
+CMD_DEL_RULES = 4
+CMD_FLUSH = 5
+CMD_GET_STATUS = 6
+CMD_CHECK = 7
+
+F_MORE = 1
+
+VERDICTS = {0: "pass", 1: "grant", 2: "deny"}
+
+# Rules a REPLACE chunk carries: about 44 bytes each, so a chunk stays well
+# inside the default netlink socket send buffer (212992 bytes).
+CHUNK = 2048
+
+
+# pyroute2 is untyped, and names its message classes in lower case.
+class rulemsg(nla):  # type: ignore[misc]
+    nla_flags = NLA_F_NESTED  # the kernel parses nests strictly
+    prefix = "PORTOWNERS_RULE_A_"
+    nla_map = (
+        ("PORTOWNERS_RULE_A_UNSPEC", "none"),
+        ("PORTOWNERS_RULE_A_PROTO", "uint8"),
+        ("PORTOWNERS_RULE_A_PORT_LO", "uint16"),
+        ("PORTOWNERS_RULE_A_PORT_HI", "uint16"),
+        ("PORTOWNERS_RULE_A_UID", "uint32"),
+        ("PORTOWNERS_RULE_A_GID", "uint32"),
+        ("PORTOWNERS_RULE_A_ANY", "flag"),
+    )
+
+
+class pomsg(genlmsg):  # type: ignore[misc]
+    prefix = "PORTOWNERS_A_"
+    nla_map = (
+        ("PORTOWNERS_A_UNSPEC", "none"),
+        ("PORTOWNERS_A_PAD", "none"),
+        ("PORTOWNERS_A_RULE", "rule"),
+        ("PORTOWNERS_A_FLAGS", "uint32"),
+        ("PORTOWNERS_A_OFFSET", "uint32"),
+        ("PORTOWNERS_A_GENERATION", "uint64"),
+        ("PORTOWNERS_A_RULE_COUNT", "uint32"),
+        ("PORTOWNERS_A_GRANTED", "uint64"),
+        ("PORTOWNERS_A_DENIED", "uint64"),
+        ("PORTOWNERS_A_ROOT_EXEMPT", "uint8"),
+        ("PORTOWNERS_A_VERSION", "asciiz"),
+        ("PORTOWNERS_A_UID", "uint32"),
+        ("PORTOWNERS_A_GID", "uint32"),
+        ("PORTOWNERS_A_GROUP", "uint32"),
+        ("PORTOWNERS_A_PROTO", "uint8"),
+        ("PORTOWNERS_A_PORT", "uint16"),
+        ("PORTOWNERS_A_VERDICT", "uint8"),
+    )
+    rule = rulemsg
+
+
+class PortownersError(Exception):
+    """A failure explained for people: str(error) is the whole message."""
+
+
+class ModuleNotLoaded(PortownersError):
+    def __init__(self) -> None:
+        super().__init__(
+            "the portowners kernel module is not loaded: "
+            "run `modprobe portowners` (or `insmod kmod/portowners.ko`)"
+        )
+
+
+class NotPermitted(PortownersError):
+    def __init__(self) -> None:
+        super().__init__("changing the port table needs CAP_NET_ADMIN (run it as root)")
+
+
+class KernelRejected(PortownersError):
+    """The kernel refused a request; the message is its extack text."""
+
+
+@dataclass(frozen=True)
+class Status:
+    version: str
+    generation: int
+    rule_count: int
+    granted: int
+    denied: int
+    root_exempt: bool
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    verdict: str  # "pass" | "grant" | "deny"
+    rule: Rule | None
+
+
+def rule_attrs(rule: Rule | PortRange) -> dict[str, Any]:
+    attrs: list[list[Any]] = [
+        ["PORTOWNERS_RULE_A_PROTO", PROTOCOLS[rule.proto]],
+        ["PORTOWNERS_RULE_A_PORT_LO", rule.lo],
+        ["PORTOWNERS_RULE_A_PORT_HI", rule.hi],
+    ]
+    if isinstance(rule, Rule):
+        if rule.any_user:
+            attrs.append(["PORTOWNERS_RULE_A_ANY", True])
+        if rule.uid is not None:
+            attrs.append(["PORTOWNERS_RULE_A_UID", rule.uid])
+        if rule.gid is not None:
+            attrs.append(["PORTOWNERS_RULE_A_GID", rule.gid])
+    return {"attrs": attrs}
+
+
+def rule_from_nla(attr: Any) -> Rule:
+    return Rule(
+        proto=PROTO_NAMES[attr.get_attr("PORTOWNERS_RULE_A_PROTO")],
+        lo=attr.get_attr("PORTOWNERS_RULE_A_PORT_LO"),
+        hi=attr.get_attr("PORTOWNERS_RULE_A_PORT_HI"),
+        uid=attr.get_attr("PORTOWNERS_RULE_A_UID"),
+        gid=attr.get_attr("PORTOWNERS_RULE_A_GID"),
+        any_user=attr.get_attr("PORTOWNERS_RULE_A_ANY") is not None,
+    )
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[tuple[int, Sequence[Any]]]:
+    for start in range(0, max(len(items), 1), size):
+        yield start, items[start : start + size]
+
+
+class Client:
+    """One netlink socket to the portowners family of this network namespace."""
+
+    def __init__(self) -> None:
+        self.sock = GenericNetlinkSocket(ext_ack=True)
+        try:
+            self.sock.bind(GENL_NAME, pomsg)
+        except NetlinkError as err:
+            self.sock.close()
+            if err.code == errno.ENOENT:
+                raise ModuleNotLoaded() from None
+            raise PortownersError(f"cannot reach the portowners module: {err}") from None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _request(
+        self, cmd: int, attrs: list[list[Any]], flags: int = NLM_F_REQUEST | NLM_F_ACK
+    ) -> list[Any]:
+        msg = pomsg()
+        msg["cmd"] = cmd
+        msg["version"] = GENL_VERSION
+        msg["attrs"] = attrs
+        try:
+            return list(self.sock.nlm_request(msg, msg_type=self.sock.prid, msg_flags=flags))
+        except NetlinkError as err:
+            if err.code == errno.EPERM:
+                raise NotPermitted() from None
+            text = err.args[1] if len(err.args) > 1 and err.args[1] else None
+            raise KernelRejected(text or errno.errorcode.get(err.code, str(err.code))) from None
+
+    def rules(self) -> list[Rule]:
+        # A dump that met a table swap mixes two tables; read it again.
+        for _ in range(10):
+            msgs = self._request(CMD_GET_RULES, [], NLM_F_REQUEST | NLM_F_DUMP)
+            gens = {m.get_attr("PORTOWNERS_A_GENERATION") for m in msgs}
+            if len(gens) <= 1:
+                return sorted(
+                    rule_from_nla(a) for m in msgs for a in m.get_attrs("PORTOWNERS_A_RULE")
+                )
+        raise PortownersError("the port table kept changing while it was read")
+
+    def replace(self, rules: Sequence[Rule]) -> None:
+        if len(rules) > MAX_RULES:
+            raise PortownersError(f"{len(rules)} rules: a table holds at most {MAX_RULES}")
+        for start, chunk in _chunks(rules, CHUNK):
+            attrs: list[list[Any]] = [["PORTOWNERS_A_OFFSET", start]]
+            if start + CHUNK < len(rules):
+                attrs.append(["PORTOWNERS_A_FLAGS", F_MORE])
+            attrs += [["PORTOWNERS_A_RULE", rule_attrs(r)] for r in chunk]
+            self._request(CMD_REPLACE, attrs)
+
+    def add(self, rules: Sequence[Rule]) -> None:
+        self._request(CMD_ADD_RULES, [["PORTOWNERS_A_RULE", rule_attrs(r)] for r in rules])
+
+    def release(self, ranges: Sequence[PortRange]) -> None:
+        self._request(CMD_DEL_RULES, [["PORTOWNERS_A_RULE", rule_attrs(r)] for r in ranges])
+
+    def flush(self) -> None:
+        self._request(CMD_FLUSH, [])
+
+    def status(self) -> Status:
+        (msg,) = (m for m in self._request(CMD_GET_STATUS, []) if m.get("cmd") == CMD_GET_STATUS)
+        return Status(
+            version=msg.get_attr("PORTOWNERS_A_VERSION"),
+            generation=msg.get_attr("PORTOWNERS_A_GENERATION"),
+            rule_count=msg.get_attr("PORTOWNERS_A_RULE_COUNT"),
+            granted=msg.get_attr("PORTOWNERS_A_GRANTED"),
+            denied=msg.get_attr("PORTOWNERS_A_DENIED"),
+            root_exempt=bool(msg.get_attr("PORTOWNERS_A_ROOT_EXEMPT")),
+        )
+
+    def check(
+        self, uid: int, gid: int | None, groups: Sequence[int], proto: str, port: int
+    ) -> CheckResult:
+        attrs: list[list[Any]] = [
+            ["PORTOWNERS_A_UID", uid],
+            ["PORTOWNERS_A_PROTO", PROTOCOLS[proto]],
+            ["PORTOWNERS_A_PORT", port],
+        ]
+        if gid is not None:
+            attrs.append(["PORTOWNERS_A_GID", gid])
+        attrs += [["PORTOWNERS_A_GROUP", g] for g in groups]
+        (msg,) = (m for m in self._request(CMD_CHECK, attrs) if m.get("cmd") == CMD_CHECK)
+        rule = msg.get_attr("PORTOWNERS_A_RULE")
+        return CheckResult(
+            verdict=VERDICTS[msg.get_attr("PORTOWNERS_A_VERDICT")],
+            rule=rule_from_nla(rule) if rule is not None else None,
+        )

@@ -1,0 +1,58 @@
+"""Try binds and print what happened, as JSON: run as the user under test.
+
+Standard library only, so any user can run it with Debian's python3. Binds go
+through libc's bind(2) with a hand-made sockaddr, so tests can also send the
+malformed ones (short length, wrong family) the kernel must judge.
+
+argv[1]: JSON list of {"sock": "tcp4", "port": 80, "addr": "...",
+"family": N, "len": N}; prints a JSON list of "OK" or an errno name.
+"""
+
+import ctypes
+import errno
+import ipaddress
+import json
+import socket
+import struct
+import sys
+
+SOCKS = {
+    "tcp": (socket.SOCK_STREAM, socket.IPPROTO_TCP),
+    "udp": (socket.SOCK_DGRAM, socket.IPPROTO_UDP),
+    "udplite": (socket.SOCK_DGRAM, 136),
+    "mptcp": (socket.SOCK_STREAM, 262),
+    "sctp": (socket.SOCK_STREAM, 132),
+    "raw": (socket.SOCK_RAW, socket.IPPROTO_TCP),
+}
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def sockaddr(family: int, addr: str, port: int) -> bytes:
+    if family == socket.AF_INET6:
+        packed = ipaddress.IPv6Address(addr).packed
+        return struct.pack("=H", family) + struct.pack("!H", port) + b"\0" * 4 + packed + b"\0" * 4
+    packed = ipaddress.IPv4Address(addr).packed
+    return struct.pack("=H", family) + struct.pack("!H", port) + packed + b"\0" * 8
+
+
+def try_bind(req: dict) -> str:
+    kind, ver = req["sock"][:-1], req["sock"][-1]
+    family = socket.AF_INET6 if ver == "6" else socket.AF_INET
+    typ, proto = SOCKS[kind]
+    try:
+        s = socket.socket(family, typ, proto)
+    except OSError as e:
+        return "socket:" + errno.errorcode[e.errno]
+    default = "::" if family == socket.AF_INET6 else "0.0.0.0"
+    if req.get("v6only") is not None:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, req["v6only"])
+    sa = sockaddr(req.get("family", family), req.get("addr", default), req["port"])
+    length = req.get("len", len(sa))
+    buf = ctypes.create_string_buffer(sa, max(len(sa), length))
+    rc = libc.bind(s.fileno(), buf, length)
+    err = ctypes.get_errno()
+    s.close()
+    return "OK" if rc == 0 else errno.errorcode[err]
+
+
+print(json.dumps([try_bind(r) for r in json.loads(sys.argv[1])]))

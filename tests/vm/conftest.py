@@ -1,0 +1,125 @@
+"""Kernel tests: they run as root inside the VM that vm/run boots.
+
+Binds are tried by tests/vm/binder.py as other users (numeric ids with
+setpriv: no passwd entry needed), and the module is driven through portctl's
+netlink client, the same code the CLI uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portctl.model import Rule
+from portctl.netlink import Client
+
+REPO = Path(os.environ.get("PORTOWNERS_REPO", Path(__file__).resolve().parents[2]))
+MODULE = REPO / "kmod" / "portowners.ko"
+BINDER = (REPO / "tests" / "vm" / "binder.py").read_text()
+VENV_PYTHON = str(REPO / ".venv" / "bin" / "python")
+
+ALICE, BOB, CAROL = 1000, 1001, 1002
+STAFF, OTHERS = 2000, 2001
+
+
+def module_loaded() -> bool:
+    return Path("/sys/module/portowners").exists()
+
+
+def load_module(*params: str) -> None:
+    if not module_loaded():
+        subprocess.run(["insmod", str(MODULE), *params], check=True)
+
+
+def unload_module() -> None:
+    if module_loaded():
+        subprocess.run(["rmmod", "portowners"], check=True)
+
+
+def set_root_exempt(on: bool) -> None:
+    Path("/sys/module/portowners/parameters/root_exempt").write_text("Y" if on else "N")
+
+
+def run_as(
+    uid: int | None,
+    argv: Sequence[str],
+    gid: int | None = None,
+    groups: Sequence[int] = (),
+    caps: Sequence[str] = (),
+    netns: str | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run argv as uid (None: as root, with all capabilities)."""
+    cmd: list[str] = []
+    if netns:
+        cmd += ["ip", "netns", "exec", netns]
+    if uid is not None:
+        cmd += ["setpriv", f"--reuid={uid}", f"--regid={gid if gid is not None else uid}"]
+        cmd += [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
+        if caps:
+            plus = ",".join(f"+{c}" for c in caps)
+            cmd += [f"--inh-caps={plus}", f"--ambient-caps={plus}"]
+        cmd += ["--"]
+    return subprocess.run(cmd + list(argv), capture_output=True, text=True, check=check)
+
+
+def binds(uid: int | None, reqs: Sequence[dict[str, Any]], **kw: Any) -> list[str]:
+    """Try each bind as uid; "OK" or the errno name for each."""
+    out = run_as(uid, ["/usr/bin/python3", "-c", BINDER, json.dumps(list(reqs))], **kw)
+    return list(json.loads(out.stdout))
+
+
+def bind1(uid: int | None, sock: str, port: int, **kw: Any) -> str:
+    """One bind of a fresh socket of kind sock ("tcp4", "udp6", ...)."""
+    req: dict[str, Any] = {"sock": sock, "port": port}
+    for key in ("addr", "family", "len", "v6only"):
+        if key in kw:
+            req[key] = kw.pop(key)
+    return binds(uid, [req], **kw)[0]
+
+
+def rule(spec: str) -> Rule:
+    """'tcp/80-90 uid=1000 gid=2000' or 'udp/53 any' -> Rule, for short tests."""
+    ports, *owner = spec.split()
+    proto, rng = ports.split("/")
+    lo, _, hi = rng.partition("-")
+    kw: dict[str, Any] = {}
+    for word in owner:
+        if word == "any":
+            kw["any_user"] = True
+        else:
+            key, value = word.split("=")
+            kw[key] = int(value)
+    return Rule(proto, int(lo), int(hi or lo), **kw)
+
+
+@pytest.fixture
+def module() -> Iterator[None]:
+    load_module()
+    set_root_exempt(True)
+    yield
+    if module_loaded():
+        set_root_exempt(True)
+
+
+@pytest.fixture
+def po(module: None) -> Iterator[Client]:
+    """A client on an emptied table, emptied again afterwards."""
+    with Client() as client:
+        client.flush()
+        yield client
+        client.flush()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sysctl_defaults() -> Iterator[None]:
+    path = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+    saved = path.read_text()
+    yield
+    path.write_text(saved)
