@@ -1,0 +1,3 @@
+from portctl.cli import main
+
+main()

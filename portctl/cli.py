@@ -1,0 +1,634 @@
+"""portctl: give ports to users and groups, as chown gives files.
+
+The admin CLI of the portowners kernel module. See portctl(8), portowners(5)
+and docs/portctl.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, NoReturn, Protocol
+
+import click
+from click.shell_completion import CompletionItem
+
+from portctl import __version__, config, names, netlink
+from portctl.model import PROTOCOLS, PortRange, Rule
+from portctl.ports import PortsError, merge_ranges, parse_ports, range_text, subtract_all
+
+UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+CHECK_MAX_PORTS = 4096
+"""Most ports one `portctl check` asks the kernel about."""
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class KernelClient(Protocol):
+    """What portctl needs of :class:`portctl.netlink.Client` (tests use a fake)."""
+
+    def __enter__(self) -> KernelClient: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def rules(self) -> list[Rule]: ...
+    def replace(self, rules: Sequence[Rule]) -> None: ...
+    def release(self, ranges: Sequence[PortRange]) -> None: ...
+    def status(self) -> netlink.Status: ...
+    def check(
+        self, uid: int, gid: int | None, groups: Sequence[int], proto: str, port: int
+    ) -> netlink.CheckResult: ...
+
+
+client_factory: Callable[[], KernelClient] = netlink.Client
+"""Opens the kernel connection; host tests replace it with an in-memory fake."""
+
+
+def unprivileged_port_start() -> int:
+    """The kernel's ip_unprivileged_port_start (1024 if it cannot be read)."""
+    try:
+        with open(UNPRIVILEGED_PORT_START) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
+class Fail(click.ClickException):
+    """A failure explained for people: ``portctl: message`` on stderr, exit 1."""
+
+    exit_code = EXIT_FAIL
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"portctl: {self.format_message()}", err=True)
+
+
+def fail(message: str) -> NoReturn:
+    raise Fail(message)
+
+
+@contextlib.contextmanager
+def kernel() -> Iterator[KernelClient]:
+    """A client; the module's errors become messages for people."""
+    try:
+        with client_factory() as client:
+            yield client
+    except netlink.PortownersError as e:
+        fail(str(e))
+
+
+# Settings ------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    file: str
+
+
+def _file(ctx: click.Context, override: str | None) -> str:
+    if override:
+        return override
+    settings = ctx.find_object(Settings)
+    return settings.file if settings else config.DEFAULT_PATH
+
+
+# Parameter types and completion -------------------------------------------
+
+
+def complete_users(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    return [u for u in names.all_users() if u.startswith(incomplete)]
+
+
+def complete_owner(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    if ":" in incomplete:
+        user, _, group = incomplete.partition(":")
+        return [CompletionItem(f"{user}:{g}") for g in names.all_groups() if g.startswith(group)]
+    items = [CompletionItem(u) for u in names.all_users() if u.startswith(incomplete)]
+    if "*".startswith(incomplete):
+        items.append(CompletionItem("*", help="any user"))
+    return items
+
+
+def complete_ports(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    if "/" not in incomplete:
+        return [CompletionItem(f"{p}/") for p in PROTOCOLS if p.startswith(incomplete)]
+    return []
+
+
+def ports_arg(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> list[PortRange]:
+    """Callback: PORTS arguments to port ranges (bad spelling: usage error, exit 2)."""
+    out: list[PortRange] = []
+    for spec in value:
+        try:
+            out.extend(parse_ports(spec))
+        except PortsError as e:
+            raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+    return out
+
+
+def owner_arg(ctx: click.Context, param: click.Parameter, value: str) -> names.Owner:
+    """Callback: OWNER to an Owner (bad spelling or unknown name: usage error)."""
+    try:
+        return names.parse_owner(value)
+    except (names.OwnerError, names.UnknownName) as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+
+# Output helpers -------------------------------------------------------------
+
+
+def owner_text(rule: Rule, numeric: bool = False) -> str:
+    return names.format_owner(rule.uid, rule.gid, rule.any_user, numeric)
+
+
+def rule_text(rule: Rule, numeric: bool = False) -> str:
+    return f"{rule.proto}/{rule.ports()} {owner_text(rule, numeric)}"
+
+
+def rule_json(rule: Rule, numeric: bool = False) -> dict[str, Any]:
+    return {
+        "proto": rule.proto,
+        "lo": rule.lo,
+        "hi": rule.hi,
+        "owner": owner_text(rule, numeric),
+        "uid": rule.uid,
+        "user": names.user_name(rule.uid) if rule.uid is not None else None,
+        "gid": rule.gid,
+        "group": names.group_name(rule.gid) if rule.gid is not None else None,
+        "any_user": rule.any_user,
+    }
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _read_doc(path: str, missing_ok: bool = True) -> config.Document:
+    """Read the table file; its errors are printed, then portctl fails."""
+    try:
+        return config.read_document(path, missing_ok=missing_ok)
+    except FileNotFoundError:
+        fail(f"{path}: no such file")
+    except config.ConfigError as e:
+        for message in e.messages:
+            click.echo(message, err=True)
+        n = len(e.messages)
+        fail(f"{path} has {n} error{'s' if n != 1 else ''}: nothing changed")
+    except OSError as e:
+        fail(f"cannot read {path}: {e.strerror}")
+
+
+@contextlib.contextmanager
+def _file_lock(path: str) -> Iterator[None]:
+    try:
+        cm = config.locked(path)
+        cm.__enter__()
+    except OSError as e:
+        hint = " (run as root)" if isinstance(e, PermissionError) else ""
+        fail(f"cannot lock {config.lock_path(path)}: {e.strerror}{hint}")
+    try:
+        yield
+    finally:
+        cm.__exit__(None, None, None)
+
+
+def _write(path: str, text: str, kernel_changed: bool = False) -> None:
+    try:
+        config.atomic_write(path, text)
+    except OSError as e:
+        hint = " (run as root)" if isinstance(e, PermissionError) else ""
+        done = ""
+        if kernel_changed:
+            done = " The kernel table was changed; run `portctl save` to match."
+        fail(f"cannot write {path}: {e.strerror}{hint}.{done}")
+
+
+# The CLI ----------------------------------------------------------------------
+
+EPILOG = """\b
+Exit status:
+  0  success; `check`: every port would bind; `diff`: no difference
+  1  failure (message on stderr); `check`: some port would not bind;
+     `diff`: the file and the kernel differ; `status`: module not loaded
+  2  usage error: bad option, PORTS, OWNER, or unknown user/group
+
+\b
+PORTS: tcp/80  udp/53  sctp/9899  tcp/8000-8099  tcp/80,443
+OWNER: user  user:group  :group  '*' (any user); names or numbers
+
+\b
+Files: /etc/portowners (see portowners(5)), or --file / $PORTOWNERS_FILE.
+Shell completion: eval "$(_PORTCTL_COMPLETE=bash_source portctl)"
+(zsh_source, fish_source for zsh and fish).
+"""
+
+file_option = click.option(
+    "--file",
+    "file_override",
+    metavar="PATH",
+    default=None,
+    help="Table file to keep in step (default: global --file).",
+)
+runtime_option = click.option(
+    "--runtime", is_flag=True, help="Change the kernel table only, not the file."
+)
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--file",
+    "file",
+    metavar="PATH",
+    envvar="PORTOWNERS_FILE",
+    default=config.DEFAULT_PATH,
+    show_default=True,
+    help="The table file (env PORTOWNERS_FILE).",
+)
+@click.version_option(__version__, prog_name="portctl")
+@click.pass_context
+def cli(ctx: click.Context, file: str) -> None:
+    """Give network ports to users and groups, as chown gives files.
+
+    Changes go to the live kernel table and to the table file, so they
+    survive a reboot.
+    """
+    ctx.obj = Settings(file=file)
+
+
+def _edit(
+    ctx: click.Context,
+    file_override: str | None,
+    runtime: bool,
+    edit_file: Callable[[config.Document], None],
+    edit_kernel: Callable[[KernelClient], None],
+) -> None:
+    """Change the kernel table and the file, holding the file's lock throughout."""
+    if runtime:
+        with kernel() as client:
+            edit_kernel(client)
+        return
+    path = _file(ctx, file_override)
+    with _file_lock(path):
+        doc = _read_doc(path)
+        before = doc.text()
+        edit_file(doc)
+        loaded = True
+        try:
+            with client_factory() as client:
+                edit_kernel(client)
+        except netlink.ModuleNotLoaded:
+            loaded = False
+        except netlink.PortownersError as e:
+            fail(f"{e} (nothing changed)")
+        if doc.text() != before or not os.path.exists(path):
+            _write(path, doc.text(), kernel_changed=loaded)
+    if not loaded:
+        click.echo(
+            f"portctl: the portowners module is not loaded; {path} is updated and the "
+            "change takes effect when the module loads (`portctl load`)",
+            err=True,
+        )
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("owner", callback=owner_arg, shell_complete=complete_owner)
+@click.argument("ports", nargs=-1, required=True, callback=ports_arg, shell_complete=complete_ports)
+@runtime_option
+@file_option
+@click.pass_context
+def chown(
+    ctx: click.Context,
+    owner: names.Owner,
+    ports: list[PortRange],
+    runtime: bool,
+    file_override: str | None,
+) -> None:
+    """Give PORTS to OWNER (user, user:group, :group or '*').
+
+    A port that is already owned changes hands in one atomic swap.
+    """
+    ranges = merge_ranges(ports)
+    new = config.rules_for(ranges, owner)
+
+    def edit_kernel(client: KernelClient) -> None:
+        current = client.rules()
+        client.replace(sorted(subtract_all(current, ranges) + new))
+
+    _edit(ctx, file_override, runtime, lambda doc: doc.chown(ranges, owner), edit_kernel)
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("ports", nargs=-1, required=True, callback=ports_arg, shell_complete=complete_ports)
+@runtime_option
+@file_option
+@click.pass_context
+def release(
+    ctx: click.Context,
+    ports: list[PortRange],
+    runtime: bool,
+    file_override: str | None,
+) -> None:
+    """Drop the ownership of PORTS: back to the kernel's default.
+
+    Releasing part of a range keeps the rest of it.
+    """
+    ranges = merge_ranges(ports)
+
+    def edit_kernel(client: KernelClient) -> None:
+        client.release(ranges)
+
+    def edit_file(doc: config.Document) -> None:
+        doc.release(ranges)
+
+    _edit(ctx, file_override, runtime, edit_file, edit_kernel)
+
+
+@cli.command(name="list", epilog=EPILOG)
+@click.option("--json", "as_json", is_flag=True, help="JSON output (see portctl(8)).")
+@click.option("-n", "--numeric", is_flag=True, help="Numeric uids and gids.")
+def list_(as_json: bool, numeric: bool) -> None:
+    """Show the live kernel table."""
+    with kernel() as client:
+        rules = client.rules()
+    if as_json:
+        emit_json({"rules": [rule_json(r, numeric) for r in rules]})
+        return
+    rows = [["PROTO", "PORTS", "OWNER"]]
+    rows += [[r.proto, r.ports(), owner_text(r, numeric)] for r in rules]
+    click.echo(table(rows))
+
+
+@dataclass(frozen=True)
+class Answer:
+    allowed: bool
+    verdict: str
+    reason: str
+    message: str
+    rule: Rule | None
+
+
+def interpret(
+    who: names.Credentials,
+    result: netlink.CheckResult,
+    port: int,
+    root_exempt: bool,
+    unpriv_start: int,
+) -> Answer:
+    """Whether ``who`` may bind ``port``, given the kernel's verdict."""
+    rule = result.rule
+    where = f" ({rule_text(rule)})" if rule else ""
+    if result.verdict == "grant":
+        if rule is not None and rule.any_user:
+            return Answer(True, "grant", "any_user", f"any user may bind it{where}", rule)
+        if rule is not None and rule.uid is not None and rule.uid == who.uid:
+            return Answer(True, "grant", "owner", f"{who.name} owns it{where}", rule)
+        if rule is not None and rule.gid is not None:
+            group = names.group_token(rule.gid)
+            return Answer(True, "grant", "group", f"group member of {group}{where}", rule)
+        return Answer(True, "grant", "granted", f"granted{where}", rule)
+    if result.verdict == "deny":
+        if who.uid == 0 and root_exempt:
+            return Answer(
+                True,
+                "deny",
+                "root_exempt",
+                f"root (CAP_NET_BIND_SERVICE) and root_exempt=1{where}",
+                rule,
+            )
+        owner = owner_text(rule) if rule else "another owner"
+        return Answer(False, "deny", "owned", f"owned by {owner}{where}", rule)
+    if port < unpriv_start:
+        if who.uid == 0:
+            return Answer(
+                True,
+                "pass",
+                "root",
+                f"no rule; port < ip_unprivileged_port_start={unpriv_start}, "
+                "root has CAP_NET_BIND_SERVICE",
+                None,
+            )
+        return Answer(
+            False,
+            "pass",
+            "privileged_port",
+            f"no rule; port < ip_unprivileged_port_start={unpriv_start} needs CAP_NET_BIND_SERVICE",
+            None,
+        )
+    return Answer(True, "pass", "unprivileged_port", "no rule; unprivileged port", None)
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("user", shell_complete=complete_users)
+@click.argument("ports", nargs=-1, required=True, callback=ports_arg, shell_complete=complete_ports)
+@click.option("--json", "as_json", is_flag=True, help="JSON output (see portctl(8)).")
+def check(user: str, ports: list[PortRange], as_json: bool) -> None:
+    """Would USER's bind() of PORTS succeed? Exit 0 yes, 1 no; says why.
+
+    USER is a name or a number; their primary and supplementary groups
+    count. Root is taken to have CAP_NET_BIND_SERVICE, others not.
+    """
+    try:
+        who = names.credentials(user)
+    except names.UnknownName as e:
+        raise click.BadParameter(str(e), param_hint="USER") from None
+    ranges = ports
+    total = sum(r.hi - r.lo + 1 for r in ranges)
+    if total > CHECK_MAX_PORTS:
+        raise click.BadParameter(
+            f"{total} ports: check at most {CHECK_MAX_PORTS} at a time", param_hint="PORTS"
+        )
+    unpriv = unprivileged_port_start()
+    results: list[tuple[PortRange, Answer]] = []
+    with kernel() as client:
+        root_exempt = client.status().root_exempt if who.uid == 0 else False
+        for r in ranges:
+            for port in range(r.lo, r.hi + 1):
+                res = client.check(who.uid, who.gid, who.groups, r.proto, port)
+                ans = interpret(who, res, port, root_exempt, unpriv)
+                if (
+                    results
+                    and results[-1][1] == ans
+                    and results[-1][0].proto == r.proto
+                    and results[-1][0].hi + 1 == port
+                ):
+                    prev = results[-1][0]
+                    results[-1] = (PortRange(r.proto, prev.lo, port), ans)
+                else:
+                    results.append((PortRange(r.proto, port, port), ans))
+    allowed = all(a.allowed for _, a in results)
+    if as_json:
+        emit_json(
+            {
+                "user": who.name,
+                "uid": who.uid,
+                "gid": who.gid,
+                "groups": list(who.groups),
+                "allowed": allowed,
+                "results": [
+                    {
+                        "proto": pr.proto,
+                        "lo": pr.lo,
+                        "hi": pr.hi,
+                        "allowed": a.allowed,
+                        "verdict": a.verdict,
+                        "reason": a.reason,
+                        "message": a.message,
+                        "rule": rule_json(a.rule) if a.rule else None,
+                    }
+                    for pr, a in results
+                ],
+            }
+        )
+    else:
+        for pr, a in results:
+            yes = "yes" if a.allowed else "no"
+            click.echo(f"{pr.proto}/{range_text(pr.lo, pr.hi)}: {yes}: {a.message}")
+    if not allowed:
+        raise SystemExit(EXIT_FAIL)
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("file", required=False, metavar="[FILE]")
+@click.pass_context
+def load(ctx: click.Context, file: str | None) -> None:
+    """Replace the kernel table with FILE (default: the table file).
+
+    All or nothing: a file with errors changes nothing.
+    """
+    path = _file(ctx, file)
+    rules = _read_doc(path, missing_ok=False).rules()
+    with kernel() as client:
+        client.replace(rules)
+    click.echo(f"loaded {len(rules)} rule{'s' if len(rules) != 1 else ''} from {path}")
+
+
+SAVE_HEADER = "portowners(5) table: PROTO/PORTS OWNER\nwritten by `portctl save`"
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("file", required=False, metavar="[FILE]")
+@click.pass_context
+def save(ctx: click.Context, file: str | None) -> None:
+    """Write the live kernel table to FILE (default: the table file)."""
+    path = _file(ctx, file)
+    with kernel() as client:
+        rules = client.rules()
+    with _file_lock(path):
+        _write(path, config.format(rules, header=SAVE_HEADER))
+    click.echo(f"saved {len(rules)} rule{'s' if len(rules) != 1 else ''} to {path}")
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("file", required=False, metavar="[FILE]")
+@click.option("-n", "--numeric", is_flag=True, help="Numeric uids and gids.")
+@click.pass_context
+def diff(ctx: click.Context, file: str | None, numeric: bool) -> None:
+    """What differs between FILE and the kernel. Exit 0 same, 1 different.
+
+    `+ RULE`: in the file, not in the kernel (`load` would add it);
+    `- RULE`: in the kernel, not in the file.
+    """
+    path = _file(ctx, file)
+    wanted = _read_doc(path, missing_ok=False).rules()
+    with kernel() as client:
+        live = client.rules()
+    lines = config.diff_lines(wanted, live, numeric)
+    for line in lines:
+        click.echo(line)
+    if lines:
+        raise SystemExit(EXIT_FAIL)
+
+
+@cli.command(epilog=EPILOG)
+@click.option("--json", "as_json", is_flag=True, help="JSON output (see portctl(8)).")
+@file_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, file_override: str | None) -> None:
+    """Is the module loaded? Version, rules, counters, and is the file in sync?"""
+    path = _file(ctx, file_override)
+    info: dict[str, Any] = {
+        "loaded": False,
+        "version": None,
+        "generation": None,
+        "rules": None,
+        "granted": None,
+        "denied": None,
+        "root_exempt": None,
+        "file": path,
+        "in_sync": None,
+        "file_error": None,
+    }
+    live: list[Rule] | None = None
+    try:
+        with client_factory() as client:
+            st = client.status()
+            live = client.rules()
+    except netlink.ModuleNotLoaded:
+        pass
+    except netlink.PortownersError as e:
+        fail(str(e))
+    else:
+        info.update(
+            loaded=True,
+            version=st.version,
+            generation=st.generation,
+            rules=st.rule_count,
+            granted=st.granted,
+            denied=st.denied,
+            root_exempt=st.root_exempt,
+        )
+    try:
+        wanted = config.read_document(path, missing_ok=False).rules()
+    except FileNotFoundError:
+        info["file_error"] = "no such file"
+    except config.ConfigError as e:
+        info["file_error"] = f"{len(e.messages)} bad line(s); first: {e.messages[0]}"
+    except OSError as e:
+        info["file_error"] = str(e.strerror)
+    else:
+        if live is not None:
+            info["in_sync"] = not config.differences(wanted, live)
+    if as_json:
+        emit_json(info)
+    else:
+        if not info["loaded"]:
+            click.echo("module:       not loaded (run `modprobe portowners`)")
+        else:
+            click.echo(f"module:       loaded, version {info['version']}")
+            click.echo(f"rules:        {info['rules']} (generation {info['generation']})")
+            click.echo(f"granted:      {info['granted']}")
+            click.echo(f"denied:       {info['denied']}")
+            click.echo(f"root_exempt:  {'yes' if info['root_exempt'] else 'no'}")
+        if info["file_error"]:
+            state = f"error: {info['file_error']}"
+        elif info["in_sync"] is None:
+            state = "not compared (module not loaded)"
+        else:
+            state = "in sync" if info["in_sync"] else "differs from the kernel (see `portctl diff`)"
+        click.echo(f"file:         {path}: {state}")
+    if not info["loaded"]:
+        raise SystemExit(EXIT_FAIL)
+
+
+def main() -> None:
+    cli.main(prog_name="portctl")
