@@ -1,0 +1,101 @@
+"""An in-memory stand-in for portctl.netlink.Client, for host tests of the CLI."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from portctl import netlink
+from portctl.model import PortRange, Rule
+from portctl.ports import subtract_all
+
+
+@dataclass
+class FakeKernel:
+    rules: list[Rule] = field(default_factory=list)
+    loaded: bool = True
+    privileged: bool = True
+    root_exempt: bool = False
+    generation: int = 0
+    granted: int = 0
+    denied: int = 0
+    calls: list[str] = field(default_factory=list)
+
+    def factory(self) -> FakeClient:
+        if not self.loaded:
+            raise netlink.ModuleNotLoaded()
+        return FakeClient(self)
+
+
+class FakeClient:
+    def __init__(self, kernel: FakeKernel) -> None:
+        self.k = kernel
+
+    def __enter__(self) -> FakeClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def _admin(self, name: str) -> None:
+        self.k.calls.append(name)
+        if not self.k.privileged:
+            raise netlink.NotPermitted()
+
+    def rules(self) -> list[Rule]:
+        return sorted(self.k.rules)
+
+    def replace(self, rules: Sequence[Rule]) -> None:
+        self._admin("replace")
+        ordered = sorted(rules)
+        for a, b in itertools.pairwise(ordered):
+            if a.overlaps(b):
+                raise netlink.KernelRejected("rules overlap")
+        self.k.rules = ordered
+        self.k.generation += 1
+
+    def add(self, rules: Sequence[Rule]) -> None:
+        self._admin("add")
+        self.replace([*self.k.rules, *rules])
+
+    def release(self, ranges: Sequence[PortRange]) -> None:
+        self._admin("release")
+        self.k.rules = sorted(subtract_all(self.k.rules, ranges))
+        self.k.generation += 1
+
+    def flush(self) -> None:
+        self._admin("flush")
+        self.k.rules = []
+
+    def status(self) -> netlink.Status:
+        return netlink.Status(
+            version="0.1.0-fake",
+            generation=self.k.generation,
+            rule_count=len(self.k.rules),
+            granted=self.k.granted,
+            denied=self.k.denied,
+            root_exempt=self.k.root_exempt,
+        )
+
+    def check(
+        self, uid: int, gid: int | None, groups: Sequence[int], proto: str, port: int
+    ) -> netlink.CheckResult:
+        for r in self.k.rules:
+            if r.proto == proto and r.lo <= port <= r.hi:
+                mine = (
+                    r.any_user
+                    or (r.uid is not None and r.uid == uid)
+                    or (r.gid is not None and (r.gid == gid or r.gid in groups))
+                )
+                return netlink.CheckResult("grant" if mine else "deny", r)
+        return netlink.CheckResult("pass", None)
