@@ -95,7 +95,19 @@ class Document:
         return changed
 
     def chown(self, ranges: Sequence[PortRange], owner: names.Owner) -> None:
-        """Give ``ranges`` to ``owner``: release them, then append new lines."""
+        """Give ``ranges`` to ``owner``: release them, then append new lines.
+
+        Ports the file already gives to ``owner`` are left as written.
+        """
+        current = self.rules()
+        wanted = rules_for(ranges, owner)
+        ranges = [
+            PortRange(d.proto, d.lo, d.hi)
+            for d in differences(wanted, current)
+            if d.wanted is not None
+        ]
+        if not ranges:
+            return
         self.release(ranges)
         for rule_line in format_lines(rules_for(ranges, owner)):
             self.lines.append(parse_document(rule_line, self.path).lines[0])
@@ -365,7 +377,8 @@ def atomic_write(path: str, text: str, default_mode: int = 0o644) -> None:
     """Replace ``path`` with ``text``: temp file in the same directory, fsync,
     rename, fsync the directory. Keeps the old file's mode (and owner if we can).
     Readers see the old file or the new one, never a mix, even after a crash."""
-    directory = os.path.dirname(os.path.abspath(path))
+    path = os.path.realpath(path)  # a symlinked table stays a symlink
+    directory = os.path.dirname(path)
     try:
         st: os.stat_result | None = os.stat(path)
     except FileNotFoundError:

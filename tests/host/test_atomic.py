@@ -116,3 +116,12 @@ def test_lock_removes_stale_temps(tmp_path: Path) -> None:
         pass
     assert not stale.exists() and other.exists()
     assert (tmp_path / "portowners.lock").exists()
+
+
+def test_atomic_write_through_symlink(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.write_text("old\n")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    config.atomic_write(str(link), "new\n")
+    assert link.is_symlink() and real.read_text() == "new\n"

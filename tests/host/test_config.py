@@ -271,3 +271,12 @@ def test_differences_are_per_port() -> None:
     (d,) = config.differences(a, c)
     assert (d.lo, d.hi, d.wanted, d.live) == (86, 90, a[0], c[1])
     assert config.diff_lines(a, c, numeric=True) == ["- tcp/86-90 1", "+ tcp/86-90 0"]
+
+
+def test_chown_to_the_same_owner_leaves_the_file_alone() -> None:
+    text = "tcp/80,443 root  # web\nudp/53 root\n"
+    doc = config.parse_document(text)
+    doc.chown(parse_ports("tcp/443"), Owner(uid=0))
+    assert doc.text() == text
+    doc.chown(parse_ports("tcp/443-444"), Owner(uid=0))
+    assert doc.text() == text + "tcp/444 root\n"
