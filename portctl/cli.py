@@ -283,11 +283,16 @@ def _edit(
     edit_kernel: Callable[[KernelClient], None],
 ) -> None:
     """Change the kernel table and the file, holding the file's lock throughout."""
-    if runtime:
-        with kernel() as client:
-            edit_kernel(client)
-        return
     path = _file(ctx, file_override)
+    if runtime:
+        # The kernel edit is read-modify-write too: serialize it with other
+        # portctl runs when the lock can be had (it needs no file change).
+        with contextlib.ExitStack() as stack:
+            with contextlib.suppress(OSError):
+                stack.enter_context(config.locked(path))
+            with kernel() as client:
+                edit_kernel(client)
+        return
     with _file_lock(path):
         doc = _read_doc(path)
         before = doc.text()
