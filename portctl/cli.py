@@ -304,7 +304,7 @@ def _edit(
         except netlink.ModuleNotLoaded:
             loaded = False
         except netlink.PortownersError as e:
-            fail(f"{e} (nothing changed)")
+            fail(f"{e}; nothing changed")
         if doc.text() != before or not os.path.exists(path):
             _write(path, doc.text(), kernel_changed=loaded)
     if not loaded:
