@@ -167,7 +167,8 @@ def tables(draw: st.DrawFn) -> list[Rule]:
         # pair up consecutive points into disjoint ranges; odd one out is a single port
         while points:
             lo = points.pop(0)
-            hi = points.pop(0) if points and draw(st.booleans()) else lo
+            is_range: bool = bool(points) and draw(st.booleans())
+            hi = points.pop(0) if is_range else lo
             uid, gid, any_user = draw(owners())
             rules.append(Rule(proto, lo, hi, uid=uid, gid=gid, any_user=any_user))
     return sorted(rules)
