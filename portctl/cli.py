@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -305,7 +304,7 @@ def _edit(
             loaded = False
         except netlink.PortownersError as e:
             fail(f"{e}; nothing changed")
-        if doc.text() != before or not os.path.exists(path):
+        if doc.text() != before:
             _write(path, doc.text(), kernel_changed=loaded)
     if not loaded:
         click.echo(
