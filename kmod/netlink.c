@@ -86,9 +86,10 @@ static int po_parse_rule(const struct nlattr *attr, struct user_namespace *ns,
 			       extack);
 	if (err)
 		return err;
-	if (NL_REQ_ATTR_CHECK(extack, attr, tb, PORTOWNERS_RULE_A_PROTO) ||
-	    NL_REQ_ATTR_CHECK(extack, attr, tb, PORTOWNERS_RULE_A_PORT_LO))
+	if (!tb[PORTOWNERS_RULE_A_PROTO] || !tb[PORTOWNERS_RULE_A_PORT_LO]) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "rule needs a protocol and a port");
 		return -EINVAL;
+	}
 
 	memset(r, 0, sizeof(*r));
 	proto = po_proto_from_ipproto(nla_get_u8(tb[PORTOWNERS_RULE_A_PROTO]));
@@ -536,10 +537,11 @@ static int po_check(struct sk_buff *skb, struct genl_info *info)
 	int proto, err;
 	void *hdr;
 
-	if (GENL_REQ_ATTR_CHECK(info, PORTOWNERS_A_UID) ||
-	    GENL_REQ_ATTR_CHECK(info, PORTOWNERS_A_PROTO) ||
-	    GENL_REQ_ATTR_CHECK(info, PORTOWNERS_A_PORT))
+	if (!info->attrs[PORTOWNERS_A_UID] || !info->attrs[PORTOWNERS_A_PROTO] ||
+	    !info->attrs[PORTOWNERS_A_PORT]) {
+		NL_SET_ERR_MSG(info->extack, "check needs a uid, a protocol and a port");
 		return -EINVAL;
+	}
 	proto = po_proto_from_ipproto(nla_get_u8(info->attrs[PORTOWNERS_A_PROTO]));
 	if (proto < 0) {
 		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[PORTOWNERS_A_PROTO],

@@ -5,7 +5,8 @@ through libc's bind(2) with a hand-made sockaddr, so tests can also send the
 malformed ones (short length, wrong family) the kernel must judge.
 
 argv[1]: JSON list of {"sock": "tcp4", "port": 80, "addr": "...",
-"family": N, "len": N}; prints a JSON list of "OK" or an errno name.
+"family": N, "len": N, "repeat": N}; prints a JSON list with, for each
+request, "OK" or an errno name, or with "repeat" a count of each outcome.
 """
 
 import ctypes
@@ -43,10 +44,11 @@ def try_bind(req: dict) -> str:
         s = socket.socket(family, typ, proto)
     except OSError as e:
         return "socket:" + errno.errorcode[e.errno]
-    default = "::" if family == socket.AF_INET6 else "0.0.0.0"
+    sa_family = req.get("family", family)
+    default = "::" if sa_family == socket.AF_INET6 else "0.0.0.0"
     if req.get("v6only") is not None:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, req["v6only"])
-    sa = sockaddr(req.get("family", family), req.get("addr", default), req["port"])
+    sa = sockaddr(sa_family, req.get("addr", default), req["port"])
     length = req.get("len", len(sa))
     buf = ctypes.create_string_buffer(sa, max(len(sa), length))
     rc = libc.bind(s.fileno(), buf, length)
@@ -55,4 +57,14 @@ def try_bind(req: dict) -> str:
     return "OK" if rc == 0 else errno.errorcode[err]
 
 
-print(json.dumps([try_bind(r) for r in json.loads(sys.argv[1])]))
+def run(req: dict) -> object:
+    if "repeat" not in req:
+        return try_bind(req)
+    counts: dict[str, int] = {}
+    for _ in range(req["repeat"]):
+        outcome = try_bind(req)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+print(json.dumps([run(r) for r in json.loads(sys.argv[1])]))

@@ -1,0 +1,40 @@
+"""What the module shows the administrator: probes, log lines, counters."""
+
+import re
+import subprocess
+from pathlib import Path
+
+from conftest import ALICE, BOB, bind1, rule
+
+
+def test_probes_are_armed_on_the_three_functions(module):
+    debugfs = Path("/sys/kernel/debug")
+    if not (debugfs / "kprobes").exists():
+        subprocess.run(["mount", "-t", "debugfs", "none", str(debugfs)], check=True)
+    listing = (debugfs / "kprobes" / "list").read_text()
+    for fn in ("security_socket_bind", "__inet_bind", "__inet6_bind"):
+        assert re.search(rf"\b{fn}\+0x0\s.*\[FTRACE\]", listing), listing
+    assert "[DISABLED]" not in listing
+
+
+def test_denial_logged_and_counted(po):
+    po.replace([rule(f"tcp/8080 uid={ALICE}"), rule(f"tcp/80 uid={ALICE}")])
+    before = po.status()
+    subprocess.run(["dmesg", "--clear"], check=True)
+    assert bind1(BOB, "tcp4", 8080) == "EACCES"
+    assert bind1(ALICE, "tcp4", 80) == "OK"
+    assert bind1(ALICE, "tcp4", 8080) == "OK"
+    after = po.status()
+    assert after.denied == before.denied + 1
+    assert after.granted == before.granted + 2
+    log = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
+    assert re.search(
+        rf"portowners: denied tcp/8080 to uid {BOB} \(python3\[\d+\]\): owned by uid {ALICE}", log
+    ), log
+
+
+def test_status_reports_version_and_settings(po):
+    status = po.status()
+    assert status.version == Path("/sys/module/portowners/version").read_text().strip()
+    assert status.root_exempt is True
+    assert status.rule_count == 0

@@ -1,0 +1,91 @@
+"""One table per network namespace; ids cross netlink in the caller's user namespace."""
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from conftest import ALICE, BOB, REPO, VENV_PYTHON, bind1, rule, run_as
+
+CLIENT = """
+import json, sys
+from portctl.model import Rule
+from portctl.netlink import Client, PortownersError
+out = {}
+try:
+    with Client() as po:
+        for spec in json.loads(sys.argv[1]):
+            po.replace([Rule(**spec)])
+        out["rules"] = [r.__dict__ for r in po.rules()]
+        out["status"] = po.status().__dict__
+except PortownersError as e:
+    out["error"] = type(e).__name__ + ": " + str(e)
+print(json.dumps(out))
+"""
+
+
+def client_as(uid, *rules, prefix=(), netns=None):
+    """Run the netlink client as uid (None: root) and report what it saw."""
+    env_argv = ["env", f"PYTHONPATH={REPO}", VENV_PYTHON, "-c", CLIENT]
+    specs = json.dumps([r.__dict__ for r in rules])
+    out = run_as(uid, [*prefix, *env_argv, specs], netns=netns)
+    return json.loads(out.stdout)
+
+
+@pytest.fixture
+def netns(module) -> Iterator[list[str]]:
+    names = ["po-a", "po-b"]
+    for n in names:
+        subprocess.run(["ip", "netns", "add", n], check=True)
+        subprocess.run(["ip", "-n", n, "link", "set", "lo", "up"], check=True)
+    yield names
+    for n in names:
+        subprocess.run(["ip", "netns", "del", n], check=True)
+
+
+def test_each_namespace_has_its_own_table(po, netns):
+    a, b = netns
+    assert client_as(None, netns=a)["status"]["rule_count"] == 0  # starts empty
+    seen = client_as(None, rule(f"tcp/8080 uid={ALICE}"), netns=a)
+    assert seen["rules"] == [rule(f"tcp/8080 uid={ALICE}").__dict__]
+    client_as(None, rule(f"tcp/8080 uid={BOB}"), netns=b)
+    assert bind1(BOB, "tcp4", 8080, netns=a) == "EACCES"
+    assert bind1(ALICE, "tcp4", 8080, netns=a) == "OK"
+    assert bind1(ALICE, "tcp4", 8080, netns=b) == "EACCES"
+    assert bind1(BOB, "tcp4", 8080, netns=b) == "OK"
+    assert po.rules() == []  # the initial namespace saw none of it
+    assert bind1(BOB, "tcp4", 8080) == "OK"
+
+
+def test_unprivileged_user_reads_but_cannot_change(po):
+    po.replace([rule(f"tcp/8080 uid={ALICE}")])
+    seen = client_as(BOB)
+    assert seen["rules"] == [rule(f"tcp/8080 uid={ALICE}").__dict__]
+    assert seen["status"]["rule_count"] == 1
+    refused = client_as(BOB, rule(f"tcp/8080 uid={BOB}"))
+    assert refused["error"].startswith("NotPermitted: ")
+    assert "CAP_NET_ADMIN" in refused["error"]
+    assert po.rules() == [rule(f"tcp/8080 uid={ALICE}")]
+
+
+def test_container_root_manages_its_own_table_in_its_own_ids(po):
+    userns = ["unshare", "--user", "--map-root-user", "--net"]
+    # uid 0 inside is ALICE outside; the table reads back in inside ids.
+    seen = client_as(ALICE, rule("tcp/8080 uid=0"), prefix=userns)
+    assert seen["rules"] == [rule("tcp/8080 uid=0").__dict__]
+    # An id with no mapping in the container cannot be named from it.
+    unmapped = client_as(ALICE, rule("tcp/8080 uid=4242"), prefix=userns)
+    assert "uid is not mapped in your user namespace" in unmapped["error"]
+    # Root of a user namespace does not own the initial network namespace.
+    outside = client_as(
+        ALICE, rule("tcp/8080 uid=0"), prefix=["unshare", "--user", "--map-root-user"]
+    )
+    assert outside["error"].startswith("NotPermitted: ")
+    assert po.rules() == []
+
+
+def test_ids_read_from_another_user_namespace_are_mapped(po):
+    po.replace([rule(f"tcp/8080 uid={ALICE}"), rule(f"tcp/8081 uid={BOB}")])
+    # ALICE's namespace maps only her own uid (to 0): BOB shows as overflow.
+    seen = client_as(ALICE, prefix=["unshare", "--user", "--map-root-user"])
+    assert [r["uid"] for r in seen["rules"]] == [0, 65534]
