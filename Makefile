@@ -7,7 +7,7 @@ KVER ?= $(shell uname -r)
 KDIR ?= $(if $(wildcard /lib/modules/$(KVER)/build/Makefile),/lib/modules/$(KVER)/build,/usr/src/linux-headers-$(VM_KVER))
 VENV := .venv
 
-.PHONY: all module clean lint test-host test-vm check
+.PHONY: all module clean lint test-host test-vm check bench demo install uninstall test-boot
 
 all: module
 
@@ -29,3 +29,20 @@ test-vm: module
 	vm/run
 
 check: lint test-host test-vm
+
+# Issue 5: what the module costs on bind(), in the VM (bench/).
+bench: module
+	bench/run
+
+# Issue 4: install, boot, demo (packaging/, demo/).
+demo:
+	demo/run
+
+install:
+	packaging/install
+
+uninstall:
+	packaging/uninstall
+
+test-boot: module
+	vm/realboot
