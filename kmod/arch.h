@@ -9,7 +9,7 @@
 #include <linux/ptrace.h>
 
 #ifndef CONFIG_X86_64
-#error "portowners: kmod/arch.h has glue for x86-64 only so far"
+#error "portowners: the bind hooks have glue for x86-64 only so far"
 #endif
 
 /* A function that only returns; a probe points the probed call at it. */

@@ -5,8 +5,7 @@
 
 #include "arch.h"
 
-asm(
-	".text\n"
+asm(".text\n"
 	".type po_just_return, @function\n"
 	".globl po_just_return\n"
 	"po_just_return:\n"

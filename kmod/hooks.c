@@ -14,6 +14,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/ftrace.h>
 #include <linux/in.h>
 #include <linux/in6.h>
 #include <linux/kprobes.h>
@@ -195,6 +196,7 @@ out:
 	rcu_read_unlock();
 	return ret;
 }
+
 NOKPROBE_SYMBOL(po_deny_pre);
 
 /* __inet_bind() and __inet6_bind(): (sk, uaddr, addr_len, u32 flags) */
@@ -231,6 +233,7 @@ static int po_grant_pre(struct kprobe *p, struct pt_regs *regs)
 		po_set_arg4(regs, flags | BIND_NO_CAP_NET_BIND_SERVICE);
 	return 0;
 }
+
 NOKPROBE_SYMBOL(po_grant_pre);
 
 static struct kprobe po_probes[] = {
@@ -239,10 +242,58 @@ static struct kprobe po_probes[] = {
 	{ .symbol_name = "__inet6_bind", .pre_handler = po_grant_pre },
 };
 
+/*
+ * The probes sit at function entries, so they run on ftrace, and
+ * `sysctl kernel.ftrace_enabled=0` would switch them off: the hooks would
+ * fail open. A permanent ftrace_ops, as livepatch registers, makes that
+ * sysctl fail with EBUSY while the module is loaded. It traces only
+ * po_ftrace_anchor(), which nothing calls, so it costs no bind anything.
+ */
+static noinline void __used po_ftrace_anchor(void)
+{
+	barrier();
+}
+
+static void po_ftrace_nop(unsigned long ip, unsigned long parent_ip,
+			  struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+}
+
+static struct ftrace_ops po_pin_ops = {
+	.func = po_ftrace_nop,
+	.flags = FTRACE_OPS_FL_PERMANENT,
+};
+
+static int __init po_pin_ftrace(void)
+{
+	int err;
+
+	err = ftrace_set_filter_ip(&po_pin_ops, (unsigned long)po_ftrace_anchor,
+				   0, 0);
+	if (!err)
+		err = register_ftrace_function(&po_pin_ops);
+	if (err == -EBUSY)
+		pr_err("kernel.ftrace_enabled is 0, so the bind hooks could not run: not loading\n");
+	else if (err)
+		pr_err("cannot pin ftrace on (error %d): not loading\n", err);
+	if (err)
+		ftrace_free_filter(&po_pin_ops);
+	return err;
+}
+
+static void po_unpin_ftrace(void)
+{
+	unregister_ftrace_function(&po_pin_ops);
+	ftrace_free_filter(&po_pin_ops);
+}
+
 int __init po_hooks_init(void)
 {
 	int i, err;
 
+	err = po_pin_ftrace();
+	if (err)
+		return err;
 	for (i = 0; i < ARRAY_SIZE(po_probes); i++) {
 		err = register_kprobe(&po_probes[i]);
 		if (err) {
@@ -252,6 +303,7 @@ int __init po_hooks_init(void)
 			while (i--)
 				unregister_kprobe(&po_probes[i]);
 			synchronize_rcu_tasks();
+			po_unpin_ftrace();
 			return err;
 		}
 	}
@@ -272,4 +324,5 @@ void po_hooks_exit(void)
 	 * before freeing a trampoline, so the module text can go.
 	 */
 	synchronize_rcu_tasks();
+	po_unpin_ftrace();
 }

@@ -15,6 +15,7 @@
 #include "po.h"
 
 unsigned int po_net_id __read_mostly;
+/* Serializes table writers and the multi-chunk REPLACE stage. */
 DEFINE_MUTEX(po_mutex);
 
 bool po_root_exempt __read_mostly = true;

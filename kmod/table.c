@@ -228,14 +228,17 @@ u32 po_table_release(const struct po_table *t, struct po_rule *out,
 			else
 				hi = mid;
 		}
-		for (; lo < ndel && del[lo].proto == r->proto &&
-		       del[lo].lo <= r->hi; lo++) {
-			if (del[lo].lo > cur) {
+		for (; lo < ndel; lo++) {
+			const struct po_rule *d = &del[lo];
+
+			if (d->proto != r->proto || d->lo > r->hi)
+				break;
+			if (d->lo > cur) {
 				out[n] = *r;
 				out[n].lo = cur;
-				out[n++].hi = del[lo].lo - 1;
+				out[n++].hi = d->lo - 1;
 			}
-			cur = max_t(u32, cur, (u32)del[lo].hi + 1);
+			cur = max_t(u32, cur, (u32)d->hi + 1);
 		}
 		if (cur <= r->hi) {
 			out[n] = *r;
