@@ -26,6 +26,7 @@ from portctl.model import Rule  # noqa: E402
 from portctl.netlink import Client  # noqa: E402
 
 MODULE = REPO / "kmod" / "portowners.ko"
+NULLPROBE = REPO / "bench" / "build" / "nullprobe" / "nullprobe.ko"
 BINDLOOP = str(REPO / "bench" / "build" / "bindloop")
 USER = 1000  # the bench user: a numeric id, no passwd entry needed
 OTHER = 4242  # owns the 65,536 rules around the measured port
@@ -70,6 +71,26 @@ def insmod() -> None:
 
 def rmmod() -> None:
     subprocess.run(["rmmod", "portowners"], check=True)
+
+
+def nullprobe_loaded() -> int:
+    """How many empty kprobes bench/nullprobe has in place (0: not loaded)."""
+    param = Path("/sys/module/nullprobe/parameters/probes")
+    return int(param.read_text()) if param.exists() else 0
+
+
+def modules(want: str) -> None:
+    """Get to one of: nothing loaded, "null1"/"null3" (bench/nullprobe with
+    that many probes), "portowners"."""
+    have_null = nullprobe_loaded()
+    if have_null and want != f"null{have_null}":
+        subprocess.run(["rmmod", "nullprobe"], check=True)
+    if module_loaded() and want != "portowners":
+        rmmod()
+    if want.startswith("null") and not nullprobe_loaded():
+        subprocess.run(["insmod", str(NULLPROBE), f"probes={want[4:]}"], check=True)
+    if want == "portowners" and not module_loaded():
+        insmod()
 
 
 def bindloop(uid: int | None, proto: str, port: int, n: int, expect: str,
@@ -131,12 +152,15 @@ def kernel_bytes() -> int:
 
 def settle() -> None:
     """Let kvfree_rcu() free a replaced table, and the memcg statistics
-    (flushed every 2 s) catch up, before memory is read."""
-    last = kernel_bytes()
-    for _ in range(20):
+    (flushed every 2 s) catch up, before memory is read: ask the shrinkers
+    (kvfree_rcu has one) to drain, then wait for two quiet intervals."""
+    Path("/proc/sys/vm/drop_caches").write_text("2")
+    last, quiet = kernel_bytes(), 0
+    for _ in range(15):
         time.sleep(2.2)
         now = kernel_bytes()
-        if abs(now - last) < 4096:
+        quiet = quiet + 1 if abs(now - last) < 4096 else 0
+        if quiet == 2:
             return
         last = now
 
@@ -241,6 +265,20 @@ def machine() -> dict[str, str]:
     }
 
 
+def kprobes(module: str) -> list[str]:
+    """The module's probes as the kernel lists them ([FTRACE]: ftrace-based)."""
+    debugfs = Path("/sys/kernel/debug")
+    if not (debugfs / "kprobes").exists():
+        subprocess.run(["mount", "-t", "debugfs", "none", str(debugfs)], check=False)
+    try:
+        text = (debugfs / "kprobes" / "list").read_text()
+    except OSError as err:
+        return [f"(cannot read the kprobe list: {err})"]
+    probed = ("security_socket_bind", "__inet_bind", "__inet6_bind")
+    return [" ".join(line.split()[1:]) for line in text.splitlines()
+            if any(f" {sym}+" in line for sym in probed)]
+
+
 def setup_authbind() -> None:
     byport = Path("/etc/authbind/byport")
     byport.mkdir(parents=True, exist_ok=True)
@@ -250,8 +288,14 @@ def setup_authbind() -> None:
     os.chmod(f, 0o500)  # authbind: the user must be able to execute it
 
 
-# The configurations of part 1, in the order a round visits them.
-CONFIGS = ["unloaded", "empty", "1 rule", "65536 rules"]
+# The configurations of part 1, in the order a round visits them, what is
+# loaded in each, and how they are named in the report.
+CONFIGS = ["unloaded", "null1", "null3", "empty", "1 rule", "65536 rules"]
+LOADED = {"unloaded": "", "null1": "null1", "null3": "null3", "empty": "portowners",
+          "1 rule": "portowners", "65536 rules": "portowners"}
+NAMES = {"unloaded": "no module", "null1": "1 kprobe, empty handler",
+         "null3": "3 kprobes, empty handlers", "empty": "portowners, empty table",
+         "1 rule": "portowners, 1 rule", "65536 rules": "portowners, 65536 rules"}
 RULES = {"empty": 0, "1 rule": 1, "65536 rules": 65536}
 
 
@@ -261,13 +305,16 @@ def median_ratio(num: list[float], den: list[float]) -> float:
 
 
 def main() -> int:
-    if module_loaded():
-        rmmod()
+    modules("")
     Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").write_text("1024")
     setup_authbind()
     enter_cgroup()
     info = machine()
     log(f"machine: {json.dumps(info)}")
+    for state in ("portowners", "null3", ""):
+        modules(state)
+        if state:
+            log(f"kprobes of {state}: " + "; ".join(kprobes(state)))
     one = [GRANT]
     big = RawReplace(around(65536))
 
@@ -284,7 +331,9 @@ def main() -> int:
         for proto in ("tcp", "udp"):
             record(config, f"{proto}/{PORT} unowned",
                    bindloop(USER, proto, PORT, N_BIND, "ok"))
-        if config == "unloaded":
+        if config.startswith("null"):
+            pass
+        elif config == "unloaded":
             record(config, f"udp/{PRIV} root",
                    bindloop(None, "udp", PRIV, N_GRANT, "ok"))
             record(config, f"udp/{PRIV} authbind",
@@ -307,12 +356,8 @@ def main() -> int:
         order = CONFIGS if rnd % 2 == 0 else CONFIGS[::-1]
         log(f"round {rnd + 1}/{ROUNDS}: {' -> '.join(order)}")
         for config in order:
-            if config == "unloaded":
-                if module_loaded():
-                    rmmod()
-            else:
-                if not module_loaded():
-                    insmod()
+            modules(LOADED[config])
+            if config in RULES:
                 if config == "65536 rules":
                     loads.append(big.send())
                 with Client() as c:
@@ -324,8 +369,7 @@ def main() -> int:
                 if got != RULES[config]:
                     raise SystemExit(f"bench: FAILED: table has {got} rules, not {RULES[config]}")
             measure(config)
-    if module_loaded():
-        rmmod()
+    modules("")
     t_rounds = time.monotonic() - t_start
 
     # Part 4: loading tables of growing size, time and kernel memory. The
@@ -370,18 +414,18 @@ def main() -> int:
              f"(unowned), {N_GRANT} (granted/root), {N_AUTHBIND} (authbind)",
              "ns = per-bind median of a loop, median of the rounds; "
              "ratio = median over rounds of the ratio within a round", ""]
-    lines.append("1. bind() on an unowned port (uid 1000), module loaded vs not loaded")
-    lines.append(f"   {'':5} {'unloaded':>9} {'empty table':>17} {'1 rule':>17} {'65536 rules':>17}"
-                 f" {'65536 vs 1':>10}")
-    for proto in ("tcp", "udp"):
-        what = f"{proto}/{PORT} unowned"
-        cells = [f"{med[('unloaded', what)]:6.0f} ns"]
-        for config in CONFIGS[1:]:
+    lines.append("1. bind() on an unowned port (uid 1000), vs no module loaded")
+    lines.append(f"   {'':28} {'tcp ns':>8} {'ratio':>7} {'udp ns':>8} {'ratio':>7}")
+    for config in CONFIGS:
+        cells = []
+        for proto in ("tcp", "udp"):
+            what = f"{proto}/{PORT} unowned"
             ratio = median_ratio(t(config, what), t("unloaded", what))
-            cells.append(f"{med[(config, what)]:6.0f} ns {ratio:5.3f}x")
-        ratio = median_ratio(t("65536 rules", what), t("1 rule", what))
-        lines.append(f"   {proto:5} {cells[0]:>9} {cells[1]:>17} {cells[2]:>17} {cells[3]:>17}"
-                     f" {ratio:9.3f}x")
+            cells.append(f"{med[(config, what)]:8.0f} {ratio:6.3f}x")
+        lines.append(f"   {NAMES[config]:28} {cells[0]} {cells[1]}")
+    cells = [f"{median_ratio(t('65536 rules', w), t('1 rule', w)):6.3f}x"
+             for w in (f"tcp/{PORT} unowned", f"udp/{PORT} unowned")]
+    lines.append(f"   {'65536 rules vs 1 rule':28} {'':8} {cells[0]} {'':8} {cells[1]}")
     root = t("unloaded", f"udp/{PRIV} root")
     g1 = t("1 rule", f"udp/{PRIV} granted")
     g64 = t("65536 rules", f"udp/{PRIV} granted")
