@@ -4,7 +4,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import ALICE, BOB, bind1, rule
+from conftest import ALICE, BOB, MODULE, bind1, load_module, module_loaded, rule, unload_module
 
 
 def test_probes_are_armed_on_the_three_functions(module):
@@ -38,3 +38,32 @@ def test_status_reports_version_and_settings(po):
     assert status.version == Path("/sys/module/portowners/version").read_text().strip()
     assert status.root_exempt is True
     assert status.rule_count == 0
+
+
+def sysctl_ftrace(value: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sysctl", "-w", f"kernel.ftrace_enabled={value}"], capture_output=True, text=True
+    )
+
+
+def test_ftrace_cannot_be_switched_off_under_the_hooks(module):
+    refused = sysctl_ftrace("0")
+    assert refused.returncode != 0
+    assert "busy" in refused.stderr.lower()
+    assert Path("/proc/sys/kernel/ftrace_enabled").read_text().strip() == "1"
+
+
+def test_module_refuses_to_load_when_ftrace_is_off(module):
+    unload_module()
+    assert sysctl_ftrace("0").returncode == 0
+    try:
+        subprocess.run(["dmesg", "--clear"], check=True)
+        insmod = subprocess.run(["insmod", str(MODULE)], capture_output=True, text=True)
+        assert insmod.returncode != 0
+        assert not module_loaded()
+        log = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
+        assert "kernel.ftrace_enabled is 0, so the bind hooks could not run: not loading" in log
+    finally:
+        assert sysctl_ftrace("1").returncode == 0
+    load_module()
+    assert module_loaded()

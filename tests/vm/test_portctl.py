@@ -1,0 +1,159 @@
+"""portctl end to end, through the real module, as an administrator uses it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO, VENV_PYTHON, bind1, load_module, run_as, unload_module
+
+from portctl.netlink import Client
+
+# Real users, made in the guest's throwaway /etc: names must resolve.
+USERS = {"po-named": 3053, "po-alice": 3001, "po-bob": 3002, "po-carol": 3003}
+STAFF_GID = 4000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def users() -> Iterator[None]:
+    # Appended by hand: useradd cannot replace /etc/shadow, which virtme-ng
+    # mounts over; the guest's /etc is a throwaway overlay anyway.
+    passwd, group = Path("/etc/passwd"), Path("/etc/group")
+    saved = passwd.read_text(), group.read_text()
+    with passwd.open("a") as f:
+        for name, uid in USERS.items():
+            f.write(f"{name}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin\n")
+    with group.open("a") as f:
+        for name, uid in USERS.items():
+            f.write(f"{name}:x:{uid}:\n")
+        f.write(f"po-staff:x:{STAFF_GID}:po-carol\n")
+    yield
+    passwd.write_text(saved[0])
+    group.write_text(saved[1])
+
+
+@pytest.fixture
+def table(tmp_path: Path, module) -> Iterator[Path]:
+    path = tmp_path / "portowners"
+    path.write_text("# the test's table\n")
+    yield path
+    with Client() as po:
+        po.flush()
+
+
+def portctl(*args: str, uid: int | None = None, file: Path | None = None):
+    env = ["env", f"PYTHONPATH={REPO}"]
+    if file is not None:
+        env.append(f"PORTOWNERS_FILE={file}")
+    return run_as(uid, [*env, VENV_PYTHON, "-m", "portctl", *args], check=False)
+
+
+def user_bind(name: str, port: int, sock: str = "tcp4") -> str:
+    uid = USERS[name]
+    groups = [g for g in os.getgrouplist(name, uid)]
+    return bind1(uid, sock, port, gid=uid, groups=groups)
+
+
+def test_the_story(table: Path):
+    assert user_bind("po-named", 53, "udp4") == "EACCES"
+    assert portctl("chown", "po-named", "udp/53", file=table).returncode == 0
+    assert user_bind("po-named", 53, "udp4") == "OK"
+    assert portctl("chown", "po-alice", "tcp/8080", file=table).returncode == 0
+    assert user_bind("po-bob", 8080) == "EACCES"
+    assert user_bind("po-alice", 8080) == "OK"
+    # The change is in the file too, for the next boot.
+    assert "udp/53" in table.read_text() and "po-alice" in table.read_text()
+    assert portctl("diff", str(table)).returncode == 0
+    listed = portctl("list")
+    assert listed.returncode == 0
+    assert [line.split() for line in listed.stdout.splitlines()[1:]] == [
+        ["tcp", "8080", "po-alice"],
+        ["udp", "53", "po-named"],
+    ]
+    rules = json.loads(portctl("list", "--json").stdout)["rules"]
+    assert {(r["proto"], r["lo"], r["user"]) for r in rules} == {
+        ("tcp", 8080, "po-alice"),
+        ("udp", 53, "po-named"),
+    }
+
+
+def test_chown_reassigns_and_release_splits(table: Path):
+    assert portctl("chown", ":po-staff", "tcp/8000-8099", file=table).returncode == 0
+    assert user_bind("po-carol", 8042) == "OK"
+    assert portctl("chown", "po-alice", "tcp/8042", file=table).returncode == 0
+    assert user_bind("po-carol", 8042) == "EACCES"
+    assert user_bind("po-alice", 8042) == "OK"
+    assert portctl("release", "tcp/8050-8059", file=table).returncode == 0
+    assert user_bind("po-bob", 8055) == "OK"
+    assert user_bind("po-bob", 8060) == "EACCES"
+    assert portctl("diff", str(table)).returncode == 0  # file and kernel agree
+
+
+@pytest.mark.parametrize("port", [80, 443, 8080, 8443, 8081, 81])
+def test_check_agrees_with_real_binds(table: Path, port: int):
+    table.write_text("tcp/80,8080 po-alice\ntcp/443,8443 :po-staff\n")
+    assert portctl("load", str(table)).returncode == 0
+    for name in ("po-alice", "po-bob", "po-carol"):
+        said = portctl("check", name, f"tcp/{port}")
+        assert said.returncode in (0, 1), said.stderr
+        assert (said.returncode == 0) == (user_bind(name, port) == "OK"), (name, said.stdout)
+    said = portctl("check", "root", f"tcp/{port}")
+    assert (said.returncode == 0) == (bind1(None, "tcp4", port) == "OK")
+
+
+def test_load_of_a_bad_file_changes_nothing(table: Path, po):
+    table.write_text("tcp/8080 po-alice\n")
+    assert portctl("load", str(table)).returncode == 0
+    generation = po.status().generation
+    bad = table.with_name("bad")
+    bad.write_text("tcp/80 po-alice\ntcp/80-90 po-bob\nudp/53 nosuchuser\n80/tcp po-bob\n")
+    out = portctl("load", str(bad))
+    assert out.returncode != 0
+    assert f"{bad}:2:" in out.stderr and f"{bad}:3:" in out.stderr and f"{bad}:4:" in out.stderr
+    assert "nosuchuser" in out.stderr and "tcp/80" in out.stderr
+    assert po.status().generation == generation
+    assert user_bind("po-bob", 8080) == "EACCES"
+
+
+def test_unprivileged_chown_refused_clearly(table: Path, po):
+    before = table.read_text()
+    bob = USERS["po-bob"]
+    with_file = portctl("chown", "po-bob", "tcp/8080", uid=bob, file=table)
+    assert with_file.returncode == 1
+    assert "Permission denied (run as root)" in with_file.stderr  # the file is root's
+    runtime = portctl("chown", "--runtime", "po-bob", "tcp/8080", uid=bob, file=table)
+    assert runtime.returncode == 1
+    assert "needs CAP_NET_ADMIN" in runtime.stderr  # and so is the kernel's table
+    assert "Traceback" not in with_file.stderr + runtime.stderr
+    assert table.read_text() == before
+    assert po.rules() == []
+    # Reading is for everyone.
+    assert portctl("list", uid=bob).returncode == 0
+    assert portctl("check", "po-bob", "tcp/8080", uid=bob).returncode == 0
+
+
+def test_save_status_and_module_absent(table: Path):
+    assert portctl("chown", "po-alice", "tcp/8080", "udp/5353", file=table).returncode == 0
+    saved = table.with_name("saved")
+    assert portctl("save", str(saved)).returncode == 0
+    assert portctl("diff", str(saved)).returncode == 0
+    status = json.loads(portctl("status", "--json", file=table).stdout)
+    assert (status["loaded"], status["rules"], status["in_sync"]) == (True, 2, True)
+    unload_module()
+    try:
+        out = portctl("chown", "po-bob", "tcp/9090", file=table)
+        assert out.returncode == 0
+        assert "not loaded" in out.stderr
+        assert "tcp/9090" in table.read_text()
+        status = portctl("status", "--json", file=table)
+        assert status.returncode == 1
+        assert json.loads(status.stdout)["loaded"] is False
+        out = portctl("list")
+        assert out.returncode == 1 and "modprobe portowners" in out.stderr
+    finally:
+        load_module()
+    assert portctl("load", str(table)).returncode == 0
+    assert user_bind("po-alice", 9090) == "EACCES"
