@@ -8,6 +8,7 @@ non-zero status. No timing is asserted: the figures are reported, not judged.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -79,9 +80,56 @@ def nullprobe_loaded() -> int:
     return int(param.read_text()) if param.exists() else 0
 
 
+# For comparison: a cgroup-BPF bind4 program, the other way to act on
+# bind(), attached to the cgroup the bind loops run in. It does the least a
+# port-ownership program would (reads the port, asks the uid) and allows
+# everything: a lower bound on what the BPF way costs. Loaded with the bpf()
+# system call directly, so no toolchain is needed.
+SYS_BPF, BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_DETACH = 321, 5, 8, 9
+BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_BIND = 18, 8
+BPF_INSNS = [
+    (0xBF, 0x16, 0, 0),   # r6 = r1 (ctx)
+    (0x61, 0x12, 24, 0),  # r2 = ctx->user_port
+    (0x85, 0x00, 0, 15),  # call bpf_get_current_uid_gid
+    (0xB7, 0x00, 0, 1),   # r0 = 1: allow
+    (0x95, 0x00, 0, 0),   # exit
+]
+_bpf: dict[str, int] = {}
+
+
+def _sys_bpf(cmd: int, attr: bytes) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(attr, 128)
+    rc = libc.syscall(SYS_BPF, cmd, buf, 128)
+    if rc < 0:
+        raise SystemExit(f"bench: FAILED: bpf({cmd}): {os.strerror(ctypes.get_errno())}")
+    return int(rc)
+
+
+def bpf_attach() -> None:
+    insns = b"".join(struct.pack("=BBhi", *i) for i in BPF_INSNS)
+    ibuf, lic = ctypes.create_string_buffer(insns), ctypes.create_string_buffer(b"GPL")
+    attr = struct.pack("=IIQQIIQII16sII", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, len(BPF_INSNS),
+                       ctypes.addressof(ibuf), ctypes.addressof(lic), 0, 0, 0, 0, 0,
+                       b"po_bench_bind4", 0, BPF_CGROUP_INET4_BIND)
+    prog = _sys_bpf(BPF_PROG_LOAD, attr)
+    cg = os.open(CGROUP, os.O_RDONLY | os.O_DIRECTORY)
+    _sys_bpf(BPF_PROG_ATTACH, struct.pack("=IIII", cg, prog, BPF_CGROUP_INET4_BIND, 0))
+    _bpf.update(prog=prog, cg=cg)
+
+
+def bpf_detach() -> None:
+    _sys_bpf(BPF_PROG_DETACH, struct.pack("=IIII", _bpf["cg"], _bpf["prog"],
+                                          BPF_CGROUP_INET4_BIND, 0))
+    os.close(_bpf.pop("cg"))
+    os.close(_bpf.pop("prog"))
+
+
 def modules(want: str) -> None:
     """Get to one of: nothing loaded, "null1"/"null3" (bench/nullprobe with
-    that many probes), "portowners"."""
+    that many probes), "portowners", "bpf" (the cgroup-BPF program)."""
+    if _bpf and want != "bpf":
+        bpf_detach()
     have_null = nullprobe_loaded()
     if have_null and want != f"null{have_null}":
         subprocess.run(["rmmod", "nullprobe"], check=True)
@@ -91,6 +139,8 @@ def modules(want: str) -> None:
         subprocess.run(["insmod", str(NULLPROBE), f"probes={want[4:]}"], check=True)
     if want == "portowners" and not module_loaded():
         insmod()
+    if want == "bpf" and not _bpf:
+        bpf_attach()
 
 
 def bindloop(uid: int | None, proto: str, port: int, n: int, expect: str,
@@ -290,11 +340,12 @@ def setup_authbind() -> None:
 
 # The configurations of part 1, in the order a round visits them, what is
 # loaded in each, and how they are named in the report.
-CONFIGS = ["unloaded", "null1", "null3", "empty", "1 rule", "65536 rules"]
-LOADED = {"unloaded": "", "null1": "null1", "null3": "null3", "empty": "portowners",
+CONFIGS = ["unloaded", "bpf", "null1", "null3", "empty", "1 rule", "65536 rules"]
+LOADED = {"unloaded": "", "bpf": "bpf", "null1": "null1", "null3": "null3", "empty": "portowners",
           "1 rule": "portowners", "65536 rules": "portowners"}
-NAMES = {"unloaded": "no module", "null1": "1 kprobe, empty handler",
-         "null3": "3 kprobes, empty handlers", "empty": "portowners, empty table",
+NAMES = {"unloaded": "no module", "bpf": "cgroup-BPF bind4 (for scale)",
+         "null1": "1 kprobe, empty handler", "null3": "3 kprobes, empty handlers",
+         "empty": "portowners, empty table",
          "1 rule": "portowners, 1 rule", "65536 rules": "portowners, 65536 rules"}
 RULES = {"empty": 0, "1 rule": 1, "65536 rules": 65536}
 
@@ -331,7 +382,7 @@ def main() -> int:
         for proto in ("tcp", "udp"):
             record(config, f"{proto}/{PORT} unowned",
                    bindloop(USER, proto, PORT, N_BIND, "ok"))
-        if config.startswith("null"):
+        if config.startswith("null") or config == "bpf":
             pass
         elif config == "unloaded":
             record(config, f"udp/{PRIV} root",
