@@ -7,17 +7,35 @@ KVER ?= $(shell uname -r)
 KDIR ?= $(if $(wildcard /lib/modules/$(KVER)/build/Makefile),/lib/modules/$(KVER)/build,/usr/src/linux-headers-$(VM_KVER))
 VENV := .venv
 
-.PHONY: all module clean lint test-host test-vm check bench demo install uninstall test-boot
+.PHONY: all module module-werror clean lint checkpatch test-host test-vm check bench demo install uninstall test-boot
 
 all: module
 
 module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) W=1 modules
 
+# What the tests build: any W=1 warning fails it.
+module-werror:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) W=1 KCFLAGS=-Werror modules
+
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 
-lint:
+# The kernel's own style checker, from Debian's linux-source (the reference).
+CHECKPATCH_DIR := .cache/linux-source
+CHECKPATCH := $(CHECKPATCH_DIR)/scripts/checkpatch.pl
+$(CHECKPATCH):
+	mkdir -p $(CHECKPATCH_DIR)
+	src=$$(ls /usr/src/linux-source-*.tar.xz | sort -V | tail -n 1) && \
+	tar -xJf "$$src" -C $(CHECKPATCH_DIR) --strip-components=1 --wildcards \
+		'*/scripts/checkpatch.pl' '*/scripts/spelling.txt' '*/scripts/const_structs.checkpatch'
+	touch $@
+
+checkpatch: $(CHECKPATCH)
+	$(CHECKPATCH) --strict --no-tree --quiet --terse \
+		-f $(filter-out %.mod.c,$(wildcard kmod/*.c)) kmod/*.h kmod/uapi/*.h
+
+lint: checkpatch
 	$(VENV)/bin/ruff check portctl tests
 	$(VENV)/bin/mypy
 
@@ -28,7 +46,7 @@ test-host:
 test-vm: module
 	vm/run
 
-check: lint test-host test-vm
+check: module-werror lint test-host test-vm test-boot
 
 # Issue 5: what the module costs on bind(), in the VM (bench/).
 bench: module

@@ -127,20 +127,27 @@ static const char *const po_proto_names[PO_NPROTO] = {
 	[PO_TCP] = "tcp", [PO_UDP] = "udp", [PO_SCTP] = "sctp",
 };
 
+static DEFINE_RATELIMIT_STATE(po_log_rs, DEFAULT_RATELIMIT_INTERVAL,
+			      DEFAULT_RATELIMIT_BURST);
+
 static void po_log_denial(const struct po_rule *r, u16 port)
 {
 	const struct cred *cred = current_cred();
+	char owner[32] = "";
+	int n = 0;
 
-	pr_notice_ratelimited("denied %s/%u to uid %u (%s[%d]): owned by%s%u%s%u\n",
-			      po_proto_names[r->proto], port,
-			      from_kuid(&init_user_ns, cred->euid),
-			      current->comm, task_pid_nr(current),
-			      r->owner & PO_OWNER_UID ? " uid " : "",
-			      r->owner & PO_OWNER_UID ?
-			      from_kuid(&init_user_ns, r->uid) : 0,
-			      r->owner & PO_OWNER_GID ? " gid " : "",
-			      r->owner & PO_OWNER_GID ?
-			      from_kgid(&init_user_ns, r->gid) : 0);
+	if (!__ratelimit(&po_log_rs))
+		return;
+	if (r->owner & PO_OWNER_UID)
+		n = scnprintf(owner, sizeof(owner), " uid %u",
+			      from_kuid(&init_user_ns, r->uid));
+	if (r->owner & PO_OWNER_GID)
+		scnprintf(owner + n, sizeof(owner) - n, " gid %u",
+			  from_kgid(&init_user_ns, r->gid));
+	pr_notice("denied %s/%u to uid %u (%s[%d]): owned by%s\n",
+		  po_proto_names[r->proto], port,
+		  from_kuid(&init_user_ns, cred->euid), current->comm,
+		  task_pid_nr(current), owner);
 }
 
 /* security_socket_bind(struct socket *sock, struct sockaddr *address, int addrlen) */

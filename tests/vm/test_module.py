@@ -4,7 +4,17 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import ALICE, BOB, MODULE, bind1, load_module, module_loaded, rule, unload_module
+from conftest import (
+    ALICE,
+    BOB,
+    MODULE,
+    STAFF,
+    bind1,
+    load_module,
+    module_loaded,
+    rule,
+    unload_module,
+)
 
 
 def test_probes_are_armed_on_the_three_functions(module):
@@ -18,19 +28,34 @@ def test_probes_are_armed_on_the_three_functions(module):
 
 
 def test_denial_logged_and_counted(po):
-    po.replace([rule(f"tcp/8080 uid={ALICE}"), rule(f"tcp/80 uid={ALICE}")])
+    po.replace(
+        [
+            rule(f"tcp/8080 uid={ALICE}"),
+            rule(f"tcp/80 uid={ALICE}"),
+            rule(f"tcp/8081 uid={ALICE} gid={STAFF}"),
+            rule(f"tcp/8082 gid={STAFF}"),
+        ]
+    )
     before = po.status()
     subprocess.run(["dmesg", "--clear"], check=True)
     assert bind1(BOB, "tcp4", 8080) == "EACCES"
     assert bind1(ALICE, "tcp4", 80) == "OK"
     assert bind1(ALICE, "tcp4", 8080) == "OK"
+    assert bind1(BOB, "tcp4", 8081) == "EACCES"
+    assert bind1(BOB, "tcp4", 8082) == "EACCES"
     after = po.status()
-    assert after.denied == before.denied + 1
+    assert after.denied == before.denied + 3
     assert after.granted == before.granted + 2
     log = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
     assert re.search(
-        rf"portowners: denied tcp/8080 to uid {BOB} \(python3\[\d+\]\): owned by uid {ALICE}", log
+        rf"portowners: denied tcp/8080 to uid {BOB} \(python3\[\d+\]\): owned by uid {ALICE}$",
+        log,
+        re.M,
     ), log
+    assert re.search(
+        rf"denied tcp/8081 to uid {BOB} .*: owned by uid {ALICE} gid {STAFF}$", log, re.M
+    )
+    assert re.search(rf"denied tcp/8082 to uid {BOB} .*: owned by gid {STAFF}$", log, re.M)
 
 
 def test_status_reports_version_and_settings(po):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, VENV_PYTHON, bind1, load_module, run_as, unload_module
+from conftest import REPO, VENV_PYTHON, bind1, binds, load_module, run_as, unload_module
 
 from portctl.netlink import Client
 
@@ -92,16 +92,27 @@ def test_chown_reassigns_and_release_splits(table: Path):
     assert portctl("diff", str(table)).returncode == 0  # file and kernel agree
 
 
-@pytest.mark.parametrize("port", [80, 443, 8080, 8443, 8081, 81])
-def test_check_agrees_with_real_binds(table: Path, port: int):
+def test_check_agrees_with_real_binds(table: Path):
     table.write_text("tcp/80,8080 po-alice\ntcp/443,8443 :po-staff\n")
     assert portctl("load", str(table)).returncode == 0
-    for name in ("po-alice", "po-bob", "po-carol"):
-        said = portctl("check", name, f"tcp/{port}")
+    ports = [80, 81, 443, 8080, 8081, 8443]
+    spec = "tcp/" + ",".join(map(str, ports))
+    for name in ("po-alice", "po-bob", "po-carol", "root"):
+        said = portctl("check", "--json", name, spec)
         assert said.returncode in (0, 1), said.stderr
-        assert (said.returncode == 0) == (user_bind(name, port) == "OK"), (name, said.stdout)
-    said = portctl("check", "root", f"tcp/{port}")
-    assert (said.returncode == 0) == (bind1(None, "tcp4", port) == "OK")
+        answer = {}
+        for result in json.loads(said.stdout)["results"]:
+            for port in range(result["lo"], result["hi"] + 1):
+                answer[port] = result["allowed"]
+        if name == "root":
+            real = binds(None, [{"sock": "tcp4", "port": p} for p in ports])
+        else:
+            uid = USERS[name]
+            groups = os.getgrouplist(name, uid)
+            reqs = [{"sock": "tcp4", "port": p} for p in ports]
+            real = binds(uid, reqs, gid=uid, groups=groups)
+        assert [answer[p] for p in ports] == [r == "OK" for r in real], name
+        assert (said.returncode == 0) == all(r == "OK" for r in real)
 
 
 def test_load_of_a_bad_file_changes_nothing(table: Path, po):
