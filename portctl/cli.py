@@ -16,7 +16,7 @@ from typing import Any, NoReturn, Protocol
 import click
 from click.shell_completion import CompletionItem
 
-from portctl import __version__, config, names, netlink
+from portctl import __version__, config, hooks, names, netlink
 from portctl.model import PROTOCOLS, PortRange, Rule
 from portctl.ports import PortsError, merge_ranges, parse_ports, range_text, subtract_all
 
@@ -228,7 +228,8 @@ EPILOG = """\b
 Exit status:
   0  success; `check`: every port would bind; `diff`: no difference
   1  failure (message on stderr); `check`: some port would not bind;
-     `diff`: the file and the kernel differ; `status`: module not loaded
+     `diff`: the file and the kernel differ; `status`: module not loaded or
+     its hooks disarmed
   2  usage error: bad option, PORTS, OWNER, or unknown user/group
 
 \b
@@ -581,6 +582,7 @@ def status(ctx: click.Context, as_json: bool, file_override: str | None) -> None
         "file": path,
         "in_sync": None,
         "file_error": None,
+        "hooks_armed": None,
     }
     live: list[Rule] | None = None
     try:
@@ -600,6 +602,7 @@ def status(ctx: click.Context, as_json: bool, file_override: str | None) -> None
             granted=st.granted,
             denied=st.denied,
             root_exempt=st.root_exempt,
+            hooks_armed=hooks.hooks_armed(),
         )
     try:
         wanted = config.read_document(path, missing_ok=False).rules()
@@ -623,6 +626,7 @@ def status(ctx: click.Context, as_json: bool, file_override: str | None) -> None
             click.echo(f"granted:      {info['granted']}")
             click.echo(f"denied:       {info['denied']}")
             click.echo(f"root_exempt:  {'yes' if info['root_exempt'] else 'no'}")
+            click.echo(f"hooks:        {HOOK_STATES[info['hooks_armed']]}")
         if info["file_error"]:
             state = f"error: {info['file_error']}"
         elif info["in_sync"] is None:
@@ -630,8 +634,15 @@ def status(ctx: click.Context, as_json: bool, file_override: str | None) -> None
         else:
             state = "in sync" if info["in_sync"] else "differs from the kernel (see `portctl diff`)"
         click.echo(f"file:         {path}: {state}")
-    if not info["loaded"]:
+    if not info["loaded"] or info["hooks_armed"] is False:
         raise SystemExit(EXIT_FAIL)
+
+
+HOOK_STATES = {
+    True: "armed",
+    False: "DISARMED: owned ports are not enforced (/sys/kernel/debug/kprobes/enabled)",
+    None: "unknown (run as root with debugfs mounted to tell)",
+}
 
 
 def main() -> None:

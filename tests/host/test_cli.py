@@ -6,6 +6,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -215,7 +216,8 @@ def test_save_and_diff(kernel: FakeKernel, table: Path, tmp_path: Path) -> None:
     assert r.stdout.splitlines() == ["+ tcp/22 root", "- udp/53 :root"]
 
 
-def test_status(kernel: FakeKernel, table: Path) -> None:
+def test_status(kernel: FakeKernel, table: Path, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr("portctl.hooks.KPROBES", tmp_path / "no-debugfs")
     kernel.rules = [Rule("tcp", 80, 80, uid=0)]
     table.write_text("tcp/80 root\n")
     r = run(table, "status", "--json")
@@ -231,8 +233,16 @@ def test_status(kernel: FakeKernel, table: Path) -> None:
         "file": str(table),
         "in_sync": True,
         "file_error": None,
+        "hooks_armed": None,
     }
     assert "in sync" in run(table, "status").stdout
+    debugfs = tmp_path / "kprobes"
+    debugfs.mkdir()
+    (debugfs / "enabled").write_text("0\n")
+    (debugfs / "list").write_text("")
+    monkeypatch.setattr("portctl.hooks.KPROBES", debugfs)
+    r = run(table, "status")
+    assert r.exit_code == 1 and "DISARMED" in r.stdout
     table.write_text("tcp/81 root\n")
     assert json.loads(run(table, "status", "--json").stdout)["in_sync"] is False
     kernel.loaded = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,3 +169,24 @@ def test_save_status_and_module_absent(table: Path):
         load_module()
     assert portctl("load", str(table)).returncode == 0
     assert user_bind("po-alice", 9090) == "EACCES"
+
+
+def test_status_tells_when_kprobes_are_disarmed(table: Path):
+    # docs/design.md: disarming every kprobe in the system lets owned ports
+    # go unenforced; the module cannot see it, so portctl status says it.
+    debugfs = Path("/sys/kernel/debug")
+    if not (debugfs / "kprobes").exists():
+        subprocess.run(["mount", "-t", "debugfs", "none", str(debugfs)], check=True)
+    enabled = debugfs / "kprobes" / "enabled"
+    assert portctl("chown", "po-alice", "tcp/8080", file=table).returncode == 0
+    status = portctl("status", "--json", file=table)
+    assert status.returncode == 0 and json.loads(status.stdout)["hooks_armed"] is True
+    enabled.write_text("0")
+    try:
+        status = portctl("status", file=table)
+        assert status.returncode == 1 and "DISARMED" in status.stdout
+        assert user_bind("po-bob", 8080) == "OK"  # fails open, as documented
+    finally:
+        enabled.write_text("1")
+    assert json.loads(portctl("status", "--json", file=table).stdout)["hooks_armed"] is True
+    assert user_bind("po-bob", 8080) == "EACCES"

@@ -1,0 +1,30 @@
+"""Whether the module's bind hooks are live, as far as debugfs tells.
+
+The hooks are kprobes: `echo 0 > /sys/kernel/debug/kprobes/enabled` disarms
+every kprobe in the system, and owned ports are then not enforced (see
+docs/design.md). The module cannot see that; debugfs can.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+KPROBES = Path("/sys/kernel/debug/kprobes")
+HOOKED = ("security_socket_bind", "__inet_bind", "__inet6_bind")
+
+
+def hooks_armed(kprobes: Path | None = None) -> bool | None:
+    """True if armed, False if not, None if debugfs cannot tell (not mounted, not root)."""
+    kprobes = KPROBES if kprobes is None else kprobes
+    try:
+        enabled = (kprobes / "enabled").read_text().strip()
+        listing = (kprobes / "list").read_text().splitlines()
+    except OSError:
+        return None
+    if enabled != "1":
+        return False
+    for function in HOOKED:
+        probes = [line for line in listing if f" {function}+0x0 " in f"{line} "]
+        if not any("[DISABLED]" not in p and "[GONE]" not in p for p in probes):
+            return False
+    return True
