@@ -169,7 +169,7 @@ static int po_deny_pre(struct kprobe *p, struct pt_regs *regs)
 	 * Not sk->sk_kern_sock: MPTCP binds its kernel-made subflow from the
 	 * user's own context.
 	 */
-	if (current->flags & PF_KTHREAD || !sk)
+	if (!READ_ONCE(po_rules_anywhere) || current->flags & PF_KTHREAD || !sk)
 		return 0;
 	proto = po_sock_proto(sk);
 	if (proto < 0)
@@ -181,8 +181,6 @@ static int po_deny_pre(struct kprobe *p, struct pt_regs *regs)
 	pn = po_net(sock_net(sk));
 	rcu_read_lock();
 	t = rcu_dereference(pn->table);
-	if (!t->count)
-		goto out;
 	po_current_subject(&who);
 	verdict = po_decide(t, proto, port, &who, &rule);
 	if (verdict == PORTOWNERS_VERDICT_GRANT) {
@@ -220,7 +218,8 @@ static int po_grant_pre(struct kprobe *p, struct pt_regs *regs)
 	u16 port;
 
 	/* A BPF program's own bind() keeps the rules it was given. */
-	if (flags & (BIND_FROM_BPF | BIND_NO_CAP_NET_BIND_SERVICE))
+	if (!READ_ONCE(po_rules_anywhere) ||
+	    flags & (BIND_FROM_BPF | BIND_NO_CAP_NET_BIND_SERVICE))
 		return 0;
 	if (current->flags & PF_KTHREAD)
 		return 0;

@@ -43,8 +43,8 @@ static void __net_exit po_net_exit(struct net *net)
 
 	mutex_lock(&po_mutex);
 	po_stage_free(pn);
-	mutex_unlock(&po_mutex);
 	po_net_free_table(pn);
+	mutex_unlock(&po_mutex);
 	free_percpu(pn->stats);
 }
 

@@ -79,6 +79,7 @@ struct po_net {
 extern unsigned int po_net_id;
 extern bool po_root_exempt;
 extern struct mutex po_mutex;
+extern unsigned long po_rules_anywhere;
 
 static inline struct po_net *po_net(const struct net *net)
 {

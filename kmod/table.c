@@ -11,6 +11,7 @@
 #include <linux/overflow.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
+#include <linux/vmalloc.h>
 
 #include "po.h"
 
@@ -125,8 +126,16 @@ static int po_index_cmp(const void *a, const void *b, const void *priv)
 static struct po_table *po_table_alloc(u32 count)
 {
 	struct po_table *t;
+	size_t size = struct_size(t, rules, count);
 
-	t = kvzalloc(struct_size(t, rules, count), GFP_KERNEL_ACCOUNT);
+	/*
+	 * Not kvzalloc(): kmalloc rounds a large table up to a power of two of
+	 * contiguous pages (2 MiB for 65,536 rules); vmalloc takes whole pages.
+	 */
+	if (size <= PAGE_SIZE)
+		t = kzalloc(size, GFP_KERNEL_ACCOUNT);
+	else
+		t = __vmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 	if (t)
 		t->count = count;
 	return t;
@@ -248,11 +257,29 @@ u32 po_table_release(const struct po_table *t, struct po_rule *out,
 	return n;
 }
 
+/*
+ * Rules in all namespaces' tables together, so that the hooks can return at
+ * once while no table has any. It grows before a table is published and
+ * shrinks after: a bind that reads it stale meets the table it replaces.
+ */
+unsigned long po_rules_anywhere;
+
+static void po_count_rules(long delta)
+{
+	lockdep_assert_held(&po_mutex);
+	WRITE_ONCE(po_rules_anywhere, po_rules_anywhere + delta);
+}
+
 void po_table_swap(struct po_net *pn, struct po_table *t)
 {
 	struct po_table *old;
 
-	old = rcu_replace_pointer(pn->table, t, lockdep_is_held(&po_mutex));
+	old = rcu_dereference_protected(pn->table, lockdep_is_held(&po_mutex));
+	if (t->count > old->count)
+		po_count_rules((long)t->count - old->count);
+	rcu_assign_pointer(pn->table, t);
+	if (t->count < old->count)
+		po_count_rules((long)t->count - old->count);
 	kvfree_rcu(old, rcu);
 }
 
@@ -269,6 +296,10 @@ int po_net_init_table(struct po_net *pn)
 void po_net_free_table(struct po_net *pn)
 {
 	/* The netns is gone: nothing can bind in it or ask about it. */
-	kvfree_rcu(rcu_dereference_protected(pn->table, true), rcu);
+	struct po_table *t = rcu_dereference_protected(pn->table,
+						       lockdep_is_held(&po_mutex));
+
+	po_count_rules(-(long)t->count);
 	RCU_INIT_POINTER(pn->table, NULL);
+	kvfree_rcu(t, rcu);
 }
