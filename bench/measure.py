@@ -497,7 +497,7 @@ def main() -> int:
               "4. loading a table: REPLACE through portctl's client (wall, of which system",
               "   CPU), and pre-encoded (wall: nearly all kernel); kernel memory charged to",
               f"   the loader's memcg (slab_unreclaimable + vmalloc, median of {LOAD_REPEATS});",
-              "   the table's size (48 + 16 B/rule) and what kvzalloc() takes for it",
+              "   the table's size (48 + 16 B/rule) and what the kernel allocates for it",
               f"   {'rules':>6} {'portctl ms':>11} {'sys ms':>7} {'kernel ms':>10}"
               f" {'charged KiB':>12} {'B/rule':>7} {'table B':>9} {'alloc KiB':>10}"]
     for n in LOAD_SIZES:
