@@ -197,25 +197,25 @@ def _read_doc(path: str, missing_ok: bool = True) -> config.Document:
         fail(f"cannot read {path}: {e.strerror}")
 
 
+def _root_hint(error: OSError) -> str:
+    return " (run as root)" if isinstance(error, PermissionError) else ""
+
+
 @contextlib.contextmanager
 def _file_lock(path: str) -> Iterator[None]:
-    try:
-        cm = config.locked(path)
-        cm.__enter__()
-    except OSError as e:
-        hint = " (run as root)" if isinstance(e, PermissionError) else ""
-        fail(f"cannot lock {config.lock_path(path)}: {e.strerror}{hint}")
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(config.locked(path))
+        except OSError as e:
+            fail(f"cannot lock {config.lock_path(path)}: {e.strerror}{_root_hint(e)}")
         yield
-    finally:
-        cm.__exit__(None, None, None)
 
 
 def _write(path: str, text: str, kernel_changed: bool = False) -> None:
     try:
         config.atomic_write(path, text)
     except OSError as e:
-        hint = " (run as root)" if isinstance(e, PermissionError) else ""
+        hint = _root_hint(e)
         done = ""
         if kernel_changed:
             done = " The kernel table was changed; run `portctl save` to match."

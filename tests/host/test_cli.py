@@ -307,37 +307,17 @@ def test_help_documents_exit_codes() -> None:
     assert "Exit status" in r.stdout and "_PORTCTL_COMPLETE=bash_source" in r.stdout
 
 
+def complete(words: str) -> str:
+    """What bash completion offers for the last of words."""
+    env = {
+        "_PORTCTL_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    return CliRunner().invoke(cli.cli, [], prog_name="portctl", env=env).stdout
+
+
 def test_completion(kernel: FakeKernel) -> None:
-    r = CliRunner().invoke(
-        cli.cli,
-        [],
-        prog_name="portctl",
-        env={
-            "_PORTCTL_COMPLETE": "bash_complete",
-            "COMP_WORDS": "portctl chown ro",
-            "COMP_CWORD": "2",
-        },
-    )
-    assert "plain,root" in r.stdout
-    r = CliRunner().invoke(
-        cli.cli,
-        [],
-        prog_name="portctl",
-        env={
-            "_PORTCTL_COMPLETE": "bash_complete",
-            "COMP_WORDS": "portctl release u",
-            "COMP_CWORD": "2",
-        },
-    )
-    assert "plain,udp/" in r.stdout
-    r = CliRunner().invoke(
-        cli.cli,
-        [],
-        prog_name="portctl",
-        env={
-            "_PORTCTL_COMPLETE": "bash_complete",
-            "COMP_WORDS": "portctl chown root:ro",
-            "COMP_CWORD": "2",
-        },
-    )
-    assert "plain,root:root" in r.stdout
+    assert "plain,root" in complete("portctl chown ro")
+    assert "plain,udp/" in complete("portctl release u")
+    assert "plain,root:root" in complete("portctl chown root:ro")
