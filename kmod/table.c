@@ -264,7 +264,7 @@ u32 po_table_release(const struct po_table *t, struct po_rule *out,
  */
 unsigned long po_rules_anywhere;
 
-static void po_count_rules(long delta)
+static void po_rules_anywhere_add(long delta)
 {
 	lockdep_assert_held(&po_mutex);
 	WRITE_ONCE(po_rules_anywhere, po_rules_anywhere + delta);
@@ -276,10 +276,10 @@ void po_table_swap(struct po_net *pn, struct po_table *t)
 
 	old = rcu_dereference_protected(pn->table, lockdep_is_held(&po_mutex));
 	if (t->count > old->count)
-		po_count_rules((long)t->count - old->count);
+		po_rules_anywhere_add((long)t->count - old->count);
 	rcu_assign_pointer(pn->table, t);
 	if (t->count < old->count)
-		po_count_rules((long)t->count - old->count);
+		po_rules_anywhere_add((long)t->count - old->count);
 	kvfree_rcu(old, rcu);
 }
 
@@ -299,7 +299,7 @@ void po_net_free_table(struct po_net *pn)
 	struct po_table *t = rcu_dereference_protected(pn->table,
 						       lockdep_is_held(&po_mutex));
 
-	po_count_rules(-(long)t->count);
+	po_rules_anywhere_add(-(long)t->count);
 	RCU_INIT_POINTER(pn->table, NULL);
 	kvfree_rcu(t, rcu);
 }
