@@ -315,23 +315,82 @@ def _edit(
         )
 
 
+def _names_someone(word: str) -> bool:
+    try:
+        names.parse_owner(word)
+    except (names.OwnerError, names.UnknownName):
+        return False
+    return True
+
+
+def split_owner_ports(words: tuple[str, ...]) -> tuple[str, list[str]]:
+    """`chown OWNER PORTS...` or `chown PORTS... OWNER`: (owner, ports words).
+
+    A PORTS word always has a `/` (tcp/80) and an OWNER never does, so the
+    order is never ambiguous. Raises click.UsageError for anything else.
+    """
+    for w in words:
+        if "/" in w and _names_someone(w):
+            raise click.UsageError(
+                f"`{w}` is both PORTS and the name of a user or group: "
+                "give the owner by number (as in 1000 or :1000)"
+            )
+    owners = [i for i, w in enumerate(words) if "/" not in w]
+    if not owners:
+        raise click.UsageError(
+            "missing OWNER: write `chown OWNER PORTS...` or `chown PORTS... OWNER`"
+        )
+    if len(owners) > 1:
+        found = ", ".join(f"`{words[i]}`" for i in owners)
+        raise click.UsageError(
+            f"more than one OWNER ({found}): give one owner, before or after the PORTS "
+            "(PORTS always have a `/`, as in tcp/80)"
+        )
+    i = owners[0]
+    if len(words) < 2:
+        raise click.UsageError(f"missing PORTS: write `chown {words[i]} PROTO/PORTS...`")
+    if 0 < i < len(words) - 1:
+        raise click.UsageError(f"OWNER `{words[i]}` stands between PORTS: put it first or last")
+    return words[i], [w for j, w in enumerate(words) if j != i]
+
+
+def complete_owner_or_ports(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    if "/" in incomplete or any(p.startswith(incomplete) for p in PROTOCOLS if incomplete):
+        return complete_ports(ctx, param, incomplete) + (
+            [] if "/" in incomplete else complete_owner(ctx, param, incomplete)
+        )
+    return complete_owner(ctx, param, incomplete)
+
+
 @cli.command(epilog=EPILOG)
-@click.argument("owner", callback=owner_arg, shell_complete=complete_owner)
-@click.argument("ports", nargs=-1, required=True, callback=ports_arg, shell_complete=complete_ports)
+@click.argument(
+    "words",
+    metavar="OWNER PORTS... | PORTS... OWNER",
+    nargs=-1,
+    required=True,
+    shell_complete=complete_owner_or_ports,
+)
 @runtime_option
 @file_option
 @click.pass_context
 def chown(
     ctx: click.Context,
-    owner: names.Owner,
-    ports: list[PortRange],
+    words: tuple[str, ...],
     runtime: bool,
     file_override: str | None,
 ) -> None:
     """Give PORTS to OWNER (user, user:group, :group or '*').
 
-    A port that is already owned changes hands in one atomic swap.
+    OWNER may come first or last: `chown named udp/53` and `chown udp/53
+    named` are the same. A port that is already owned changes hands in one
+    atomic swap.
     """
+    owner_word, ports_words = split_owner_ports(words)
+    params = {p.name: p for p in ctx.command.params}
+    owner = owner_arg(ctx, params["words"], owner_word)
+    ports = ports_arg(ctx, params["words"], tuple(ports_words))
     ranges = merge_ranges(ports)
     new = config.rules_for(ranges, owner)
 

@@ -62,7 +62,8 @@ def test_the_story(table: Path):
     assert user_bind("po-named", 53, "udp4") == "EACCES"
     assert portctl("chown", "po-named", "udp/53", file=table).returncode == 0
     assert user_bind("po-named", 53, "udp4") == "OK"
-    assert portctl("chown", "po-alice", "tcp/8080", file=table).returncode == 0
+    # The brief's spelling: PORTS first, OWNER last.
+    assert portctl("chown", "tcp/8080", "po-alice", file=table).returncode == 0
     assert user_bind("po-bob", 8080) == "EACCES"
     assert user_bind("po-alice", 8080) == "OK"
     # The change is in the file too, for the next boot.
