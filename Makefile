@@ -7,7 +7,7 @@ KVER ?= $(shell uname -r)
 KDIR ?= $(if $(wildcard /lib/modules/$(KVER)/build/Makefile),/lib/modules/$(KVER)/build,/usr/src/linux-headers-$(VM_KVER))
 VENV := .venv
 
-.PHONY: all module module-werror clean lint checkpatch test-host test-vm check bench demo install uninstall test-boot
+.PHONY: all module module-werror clean lint checkpatch test-host test-vm test-console check bench demo install uninstall test-boot test-fresh
 
 all: module
 
@@ -46,7 +46,15 @@ test-host:
 test-vm: module
 	vm/run
 
-check: module-werror lint test-host test-vm test-boot
+# vm/console-check proven both ways in a real kernel (one short boot).
+test-console:
+	vm/console-selftest
+
+# The README's newcomer commands on a fresh Debian 12 tree (issue 8).
+test-fresh:
+	vm/fresh-machine
+
+check: module-werror lint test-host test-console test-vm test-boot test-fresh
 
 # Issue 5: what the module costs on bind(), in the VM (bench/).
 bench: module
