@@ -268,18 +268,20 @@ static u16 po_sctp_port(struct sock *sk, const union sctp_addr *addr, int len)
 static int po_sctp_bind_granted(struct sock *sk, union sctp_addr *addr,
 				int len)
 {
+	int (*do_bind)(struct sock *sk, union sctp_addr *addr, int len);
 	unsigned int superpriv;
 	const struct cred *old;
 	struct cred *cred;
 	int err;
 
 	/*
-	 * Module text runs here without a reference until this returns:
+	 * Until try_module_get(), module text runs here without a reference:
 	 * unloading waits for RCU-tasks (po_hooks_exit()), and nothing before
-	 * try_module_get() sleeps. While the module goes, the owner is refused
-	 * as the kernel alone would refuse it.
+	 * it sleeps. While the module goes, the owner is refused, as the
+	 * kernel alone would refuse it.
 	 */
-	if (!try_module_get(THIS_MODULE))
+	do_bind = READ_ONCE(po_sctp_do_bind);
+	if (!do_bind || !try_module_get(THIS_MODULE))
 		return -EACCES;
 	cred = prepare_creds();
 	if (!cred) {
@@ -290,7 +292,7 @@ static int po_sctp_bind_granted(struct sock *sk, union sctp_addr *addr,
 	/* A capability check that passes marks the task (process accounting). */
 	superpriv = current->flags & PF_SUPERPRIV;
 	old = override_creds(cred);
-	err = po_sctp_do_bind(sk, addr, len);
+	err = do_bind(sk, addr, len);
 	revert_creds(old);
 	put_cred(cred);
 	current->flags = (current->flags & ~PF_SUPERPRIV) | superpriv;
@@ -321,7 +323,13 @@ static int po_sctp_bind_pre(struct kprobe *p, struct pt_regs *regs)
 		if (inet_port_requires_bind_service(sock_net(sk), port) &&
 		    !cap_raised(current_cred()->cap_effective,
 				CAP_NET_BIND_SERVICE)) {
-			/* Counted by the nested call. */
+			/*
+			 * Counted by the nested call. Not before the probe's
+			 * function is known (just after it is armed): then
+			 * the owner is refused, as without the module.
+			 */
+			if (!READ_ONCE(po_sctp_do_bind))
+				return 0;
 			po_redirect(regs, po_sctp_bind_granted);
 			return 1;
 		}
@@ -363,7 +371,7 @@ static int po_sctp_arm(void)
 	err = register_kprobe(&po_sctp_probe);
 	if (err)
 		return err;
-	po_sctp_do_bind = po_kprobe_function(&po_sctp_probe);
+	WRITE_ONCE(po_sctp_do_bind, po_kprobe_function(&po_sctp_probe));
 	po_sctp_armed = true;
 	return 0;
 }
@@ -375,6 +383,7 @@ static void po_sctp_disarm(void)
 		return;
 	/* Waits for running handlers; a redirected task holds a reference. */
 	unregister_kprobe(&po_sctp_probe);
+	WRITE_ONCE(po_sctp_do_bind, NULL);
 	po_sctp_armed = false;
 }
 
