@@ -6,7 +6,9 @@
 #ifndef _PO_ARCH_H
 #define _PO_ARCH_H
 
+#include <linux/kprobes.h>
 #include <linux/ptrace.h>
+#include <asm/ibt.h>
 
 #ifndef CONFIG_X86_64
 #error "portowners: the bind hooks have glue for x86-64 only so far"
@@ -34,6 +36,27 @@ static inline void po_override_return(struct pt_regs *regs, long rc)
 {
 	regs->ax = rc;
 	instruction_pointer_set(regs, (unsigned long)po_just_return);
+}
+
+/*
+ * Make the probed function's call run fn instead, with the same arguments
+ * and return address, as a livepatch redirect does; the pre-handler then
+ * returns 1. fn must have the probed function's prototype.
+ */
+static inline void po_redirect(struct pt_regs *regs, void *fn)
+{
+	instruction_pointer_set(regs, (unsigned long)fn);
+}
+
+/* The function a probe at its entry sits on (kprobes skips an ENDBR). */
+static inline void *po_kprobe_function(const struct kprobe *kp)
+{
+	unsigned long addr = (unsigned long)kp->addr;
+
+	if (IS_ENABLED(CONFIG_X86_KERNEL_IBT) &&
+	    is_endbr(*(u32 *)(addr - ENDBR_INSN_SIZE)))
+		addr -= ENDBR_INSN_SIZE;
+	return (void *)addr;
 }
 
 #endif /* _PO_ARCH_H */

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The bind hooks. Loadable modules cannot register LSM hooks, so two
- * kprobes do the work (docs/design.md says why these and not others):
+ * The bind hooks. Loadable modules cannot register LSM hooks, so kprobes do
+ * the work (docs/design.md says why these and not others), one decision per
+ * bind, in one handler that both denies and grants:
  *
- * - DENY at security_socket_bind(), which every bind(2) passes: for a bind
- *   the table refuses, the probe makes the function return -EACCES at once.
- * - GRANT at __inet_bind() and __inet6_bind(): for a bind the table grants,
- *   the probe sets BIND_NO_CAP_NET_BIND_SERVICE in their flags, the switch a
- *   cgroup bind program flips, so no credentials are touched.
+ * - __inet_bind() and __inet6_bind(), which every TCP, MPTCP, UDP and
+ *   UDP-Lite bind reaches, from bind(2) or kernel_bind(): a denial makes the
+ *   function return -EACCES at once; a grant sets BIND_NO_CAP_NET_BIND_SERVICE
+ *   in its flags, the switch a cgroup bind program flips.
+ * - sctp_do_bind() in sctp.ko, which bind(2) and each address of sctp_bindx()
+ *   reach: a denial as above; a grant below ip_unprivileged_port_start runs
+ *   the call with the capability raised in this task's credentials only.
  *
  * Handlers run with preemption disabled: they take no lock, allocate
  * nothing, and decide under rcu_read_lock().
@@ -18,6 +21,9 @@
 #include <linux/in.h>
 #include <linux/in6.h>
 #include <linux/kprobes.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/notifier.h>
 #include <linux/net.h>
 #include <linux/ratelimit.h>
 #include <linux/rcupdate.h>
@@ -26,8 +32,7 @@
 #include <net/inet_sock.h>
 #include <net/ip.h>
 #include <net/ipv6.h>
-#include <net/l3mdev.h>
-#include <net/route.h>
+#include <net/sctp/structs.h>
 #include <net/sock.h>
 
 #include "arch.h"
@@ -55,63 +60,6 @@ static int po_sock_proto(const struct sock *sk)
 		return PO_SCTP;
 	}
 	return -1;
-}
-
-/*
- * The port of a bind the kernel would go on to check, or 0. Malformed
- * addresses are left to the kernel, which fails them with the errno it
- * always gives (inet_bind(), inet6_bind(), sctp_bind()).
- */
-static u16 po_bind_port(const struct sock *sk, const struct sockaddr *uaddr,
-			int addrlen)
-{
-	const struct sockaddr_in *sin = (const struct sockaddr_in *)uaddr;
-	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)uaddr;
-
-	if (addrlen < (int)offsetofend(struct sockaddr, sa_family))
-		return 0;
-	if (sk->sk_protocol == IPPROTO_SCTP) {
-		if (uaddr->sa_family == AF_INET &&
-		    addrlen >= (int)sizeof(*sin))
-			return ntohs(sin->sin_port);
-		if (uaddr->sa_family == AF_INET6 && sk->sk_family == AF_INET6 &&
-		    addrlen >= (int)sizeof(*sin6))
-			return ntohs(sin6->sin6_port);
-		return 0;
-	}
-	if (sk->sk_family == AF_INET) {
-		if (addrlen < (int)sizeof(*sin))
-			return 0;
-		if (sin->sin_family != AF_INET &&
-		    (sin->sin_family != AF_UNSPEC ||
-		     sin->sin_addr.s_addr != htonl(INADDR_ANY)))
-			return 0;
-		return ntohs(sin->sin_port);
-	}
-	if (addrlen < SIN6_LEN_RFC2133 || sin6->sin6_family != AF_INET6)
-		return 0;
-	if ((ipv6_addr_type(&sin6->sin6_addr) & IPV6_ADDR_MULTICAST) &&
-	    sk->sk_type == SOCK_STREAM)
-		return 0;
-	return ntohs(sin6->sin6_port);
-}
-
-/*
- * __inet_bind() fails a non-local IPv4 address with EADDRNOTAVAIL before it
- * looks at the port; a denial must not change that errno.
- */
-static bool po_inet_addr_ok(struct sock *sk, const struct sockaddr *uaddr)
-{
-	__be32 addr = ((const struct sockaddr_in *)uaddr)->sin_addr.s_addr;
-	struct net *net = sock_net(sk);
-	u32 tb_id;
-
-	if (sk->sk_family != AF_INET || sk->sk_protocol == IPPROTO_SCTP)
-		return true;
-	tb_id = l3mdev_fib_table_by_index(net, sk->sk_bound_dev_if) ? :
-		RT_TABLE_LOCAL;
-	return inet_addr_valid_or_nonlocal(net, inet_sk(sk), addr,
-					   inet_addr_type_table(net, addr, tb_id));
 }
 
 static void po_current_subject(struct po_subject *who)
@@ -150,103 +98,354 @@ static void po_log_denial(const struct po_rule *r, u16 port)
 		  task_pid_nr(current), owner);
 }
 
-/* security_socket_bind(struct socket *sock, struct sockaddr *address, int addrlen) */
-static int po_deny_pre(struct kprobe *p, struct pt_regs *regs)
+/*
+ * The one decision for a bind of port on sk by the current task. A denial
+ * is counted and logged here; grants are counted by the callers, which know
+ * when one bind reaches them twice.
+ */
+static enum portowners_verdict po_judge(struct sock *sk, int proto, u16 port)
 {
-	struct socket *sock = (struct socket *)po_arg(regs, 0);
-	struct sockaddr *uaddr = (struct sockaddr *)po_arg(regs, 1);
-	int addrlen = (int)po_arg(regs, 2);
+	struct net *net = sock_net(sk);
 	enum portowners_verdict verdict;
 	const struct po_rule *rule;
 	struct po_subject who;
-	const struct po_table *t;
-	struct sock *sk = sock->sk;
-	struct po_net *pn;
-	int proto, ret = 0;
+	struct po_net *pn = po_net(net);
+
+	po_current_subject(&who);
+	rcu_read_lock();
+	verdict = po_decide(rcu_dereference(pn->table), proto, port, &who,
+			    &rule);
+	if (verdict == PORTOWNERS_VERDICT_DENY) {
+		if (READ_ONCE(po_root_exempt) &&
+		    ns_capable_noaudit(net->user_ns, CAP_NET_BIND_SERVICE)) {
+			verdict = PORTOWNERS_VERDICT_PASS;
+		} else {
+			this_cpu_inc(pn->stats->denied);
+			po_log_denial(rule, port);
+		}
+	}
+	rcu_read_unlock();
+	return verdict;
+}
+
+static void po_count_grant(struct sock *sk)
+{
+	this_cpu_inc(po_net(sock_net(sk))->stats->granted);
+}
+
+/*
+ * The port of a well-formed IPv4 or IPv6 bind, or 0. On entry to
+ * __inet_bind() and __inet6_bind() the caller (inet_bind(), inet6_bind(),
+ * bpf_bind()) has checked the length; what they check next from the address
+ * alone (the family, a multicast address on a stream socket) is left to
+ * them, so those errnos stay the kernel's. The address is the caller's own
+ * copy, which no other thread can change.
+ */
+static u16 po_inet_port(const struct sock *sk, const struct sockaddr *uaddr,
+			int addrlen)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)uaddr;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)uaddr;
+
+	if (sk->sk_family == AF_INET) {
+		if (addrlen < (int)sizeof(*sin))
+			return 0;
+		if (sin->sin_family != AF_INET &&
+		    (sin->sin_family != AF_UNSPEC ||
+		     sin->sin_addr.s_addr != htonl(INADDR_ANY)))
+			return 0;
+		return ntohs(sin->sin_port);
+	}
+	if (addrlen < SIN6_LEN_RFC2133 || sin6->sin6_family != AF_INET6)
+		return 0;
+	if ((ipv6_addr_type(&sin6->sin6_addr) & IPV6_ADDR_MULTICAST) &&
+	    sk->sk_type == SOCK_STREAM)
+		return 0;
+	return ntohs(sin6->sin6_port);
+}
+
+/*
+ * __inet_bind() and __inet6_bind(): (sk, uaddr, addr_len, u32 flags). Every
+ * bind of a TCP, MPTCP, UDP or UDP-Lite port comes here: bind(2), and
+ * kernel_bind() on the sockets that SMC, RXRPC, MPTCP and others make. One
+ * handler decides both ways, before the kernel checks anything that another
+ * thread can change (IP_FREEBIND, the socket's state): a denial makes the
+ * function return -EACCES at once; a grant sets the switch a cgroup bind
+ * program sets, BIND_NO_CAP_NET_BIND_SERVICE, so no credentials are touched.
+ */
+static int po_inet_bind_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	struct sock *sk = (struct sock *)po_arg(regs, 0);
+	struct sockaddr *uaddr = (struct sockaddr *)po_arg(regs, 1);
+	int addrlen = (int)po_arg(regs, 2);
+	u32 flags = (u32)po_arg(regs, 3);
+	int proto;
 	u16 port;
 
 	/*
-	 * Not sk->sk_kern_sock: MPTCP binds its kernel-made subflow from the
-	 * user's own context.
+	 * Not sk->sk_kern_sock: SMC, RXRPC and MPTCP bind sockets they made
+	 * from the user's own context. A BPF program's own bind() keeps the
+	 * rules it was given (docs/design.md).
 	 */
-	if (!READ_ONCE(po_rules_anywhere) || current->flags & PF_KTHREAD || !sk)
+	if (!READ_ONCE(po_rules_anywhere) || current->flags & PF_KTHREAD ||
+	    flags & BIND_FROM_BPF)
 		return 0;
 	proto = po_sock_proto(sk);
 	if (proto < 0)
 		return 0;
-	port = po_bind_port(sk, uaddr, addrlen);
+	port = po_inet_port(sk, uaddr, addrlen);
 	if (!port)
 		return 0;
 
-	pn = po_net(sock_net(sk));
-	rcu_read_lock();
-	t = rcu_dereference(pn->table);
-	po_current_subject(&who);
-	verdict = po_decide(t, proto, port, &who, &rule);
-	if (verdict == PORTOWNERS_VERDICT_GRANT) {
-		this_cpu_inc(pn->stats->granted);
-	} else if (verdict == PORTOWNERS_VERDICT_DENY) {
-		if (READ_ONCE(po_root_exempt) &&
-		    ns_capable_noaudit(sock_net(sk)->user_ns,
-				       CAP_NET_BIND_SERVICE))
-			goto out;
-		if (!po_inet_addr_ok(sk, uaddr))
-			goto out;
-		this_cpu_inc(pn->stats->denied);
-		po_log_denial(rule, port);
+	switch (po_judge(sk, proto, port)) {
+	case PORTOWNERS_VERDICT_DENY:
 		po_override_return(regs, -EACCES);
-		ret = 1;
+		return 1;
+	case PORTOWNERS_VERDICT_GRANT:
+		po_count_grant(sk);
+		po_set_arg4(regs, flags | BIND_NO_CAP_NET_BIND_SERVICE);
+		return 0;
+	default:
+		return 0;
 	}
-out:
-	rcu_read_unlock();
-	return ret;
 }
 
-NOKPROBE_SYMBOL(po_deny_pre);
+NOKPROBE_SYMBOL(po_inet_bind_pre);
 
-/* __inet_bind() and __inet6_bind(): (sk, uaddr, addr_len, u32 flags) */
-static int po_grant_pre(struct kprobe *p, struct pt_regs *regs)
+/*
+ * SCTP. bind(2) and sctp_bindx() (SCTP_SOCKOPT_BINDX_ADD), for each address
+ * of its list, both go through sctp_do_bind(sk, addr, len), with the socket
+ * locked by the caller: everything read here from the socket is stable.
+ */
+static int (*po_sctp_do_bind)(struct sock *sk, union sctp_addr *addr, int len);
+
+/*
+ * The port sctp_do_bind() would check, or 0 where it fails first on the
+ * address alone (sctp_sockaddr_af(): EINVAL) or on a port other than the one
+ * the socket has (EINVAL). Port 0 on a bound socket means its own port.
+ */
+static u16 po_sctp_port(struct sock *sk, const union sctp_addr *addr, int len)
+{
+	u16 bound = sctp_sk(sk)->ep->base.bind_addr.port;
+	u16 snum;
+
+	if (len < (int)sizeof(struct sockaddr))
+		return 0;
+	switch (addr->sa.sa_family) {
+	case AF_INET:
+		if (len < (int)sizeof(struct sockaddr_in) ||
+		    (sk->sk_family == AF_INET6 && ipv6_only_sock(sk)))
+			return 0;
+		break;
+	case AF_INET6:
+		if (sk->sk_family != AF_INET6 ||
+		    len < (int)sizeof(struct sockaddr_in6) ||
+		    (ipv6_addr_v4mapped(&addr->v6.sin6_addr) &&
+		     ipv6_only_sock(sk)))
+			return 0;
+		break;
+	default:
+		return 0;
+	}
+	snum = ntohs(addr->v4.sin_port);
+	if (bound && snum && snum != bound)
+		return 0;
+	return snum ? snum : bound;
+}
+
+/*
+ * A bind of an SCTP port the table grants, below ip_unprivileged_port_start,
+ * by a task without CAP_NET_BIND_SERVICE: sctp_do_bind() checks the
+ * capability itself, with no flag to set. Its probe sends the call here
+ * instead, in the task's own context (sleeping allowed, the socket still
+ * locked by the caller), and this runs the real sctp_do_bind() with the
+ * capability raised in an override of this task's credentials only, then
+ * reverts it and the PF_SUPERPRIV mark the passing check sets: nothing is
+ * left changed after the call. The nested call meets
+ * the probe again, which lets it through because the capability is now
+ * raised, so this never recurses.
+ */
+static int po_sctp_bind_granted(struct sock *sk, union sctp_addr *addr,
+				int len)
+{
+	int (*do_bind)(struct sock *sk, union sctp_addr *addr, int len);
+	unsigned int superpriv;
+	const struct cred *old;
+	struct cred *cred;
+	int err;
+
+	/*
+	 * Until try_module_get(), module text runs here without a reference:
+	 * unloading waits for RCU-tasks (po_hooks_exit()), and nothing before
+	 * it sleeps. While the module goes, the owner is refused, as the
+	 * kernel alone would refuse it.
+	 */
+	do_bind = READ_ONCE(po_sctp_do_bind);
+	if (!do_bind || !try_module_get(THIS_MODULE))
+		return -EACCES;
+	cred = prepare_creds();
+	if (!cred) {
+		err = -ENOMEM;
+		goto out;
+	}
+	cap_raise(cred->cap_effective, CAP_NET_BIND_SERVICE);
+	/* A capability check that passes marks the task (process accounting). */
+	superpriv = current->flags & PF_SUPERPRIV;
+	old = override_creds(cred);
+	err = do_bind(sk, addr, len);
+	revert_creds(old);
+	put_cred(cred);
+	current->flags = (current->flags & ~PF_SUPERPRIV) | superpriv;
+out:
+	module_put(THIS_MODULE);
+	return err;
+}
+
+/* sctp_do_bind(struct sock *sk, union sctp_addr *addr, int len) */
+static int po_sctp_bind_pre(struct kprobe *p, struct pt_regs *regs)
 {
 	struct sock *sk = (struct sock *)po_arg(regs, 0);
-	struct sockaddr_in *sin = (struct sockaddr_in *)po_arg(regs, 1);
-	u32 flags = (u32)po_arg(regs, 3);
-	const struct po_rule *rule;
-	struct po_subject who;
-	struct po_net *pn;
-	bool grant;
-	int proto;
+	const union sctp_addr *addr = (const union sctp_addr *)po_arg(regs, 1);
+	int len = (int)po_arg(regs, 2);
 	u16 port;
 
-	/* A BPF program's own bind() keeps the rules it was given. */
-	if (!READ_ONCE(po_rules_anywhere) ||
-	    flags & (BIND_FROM_BPF | BIND_NO_CAP_NET_BIND_SERVICE))
+	if (!READ_ONCE(po_rules_anywhere) || current->flags & PF_KTHREAD)
 		return 0;
-	if (current->flags & PF_KTHREAD)
-		return 0;
-	proto = po_sock_proto(sk);
-	port = ntohs(sin->sin_port);
-	if (proto < 0 || !port ||
-	    !inet_port_requires_bind_service(sock_net(sk), port))
+	port = po_sctp_port(sk, addr, len);
+	if (!port)
 		return 0;
 
-	pn = po_net(sock_net(sk));
-	po_current_subject(&who);
-	rcu_read_lock();
-	grant = po_decide(rcu_dereference(pn->table), proto, port, &who,
-			  &rule) == PORTOWNERS_VERDICT_GRANT;
-	rcu_read_unlock();
-	if (grant)
-		po_set_arg4(regs, flags | BIND_NO_CAP_NET_BIND_SERVICE);
+	switch (po_judge(sk, PO_SCTP, port)) {
+	case PORTOWNERS_VERDICT_DENY:
+		po_override_return(regs, -EACCES);
+		return 1;
+	case PORTOWNERS_VERDICT_GRANT:
+		if (inet_port_requires_bind_service(sock_net(sk), port) &&
+		    !cap_raised(current_cred()->cap_effective,
+				CAP_NET_BIND_SERVICE)) {
+			/*
+			 * Counted by the nested call. Not before the probe's
+			 * function is known (just after it is armed): then
+			 * the owner is refused, as without the module.
+			 */
+			if (!READ_ONCE(po_sctp_do_bind))
+				return 0;
+			po_redirect(regs, po_sctp_bind_granted);
+			return 1;
+		}
+		po_count_grant(sk);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+NOKPROBE_SYMBOL(po_sctp_bind_pre);
+
+static struct kprobe po_probes[] = {
+	{ .symbol_name = "__inet_bind", .pre_handler = po_inet_bind_pre },
+	{ .symbol_name = "__inet6_bind", .pre_handler = po_inet_bind_pre },
+};
+
+/*
+ * sctp_do_bind() is in sctp.ko, which may load after this module and unload
+ * before it: its probe is armed when sctp comes and disarmed when it goes,
+ * under po_sctp_lock. If it cannot be armed, sctp does not load (fail
+ * closed), as this module does not load when sctp is there and cannot be
+ * hooked.
+ */
+static DEFINE_MUTEX(po_sctp_lock);
+static bool po_sctp_armed;
+static struct kprobe po_sctp_probe;
+
+static int po_sctp_arm(void)
+{
+	int err;
+
+	lockdep_assert_held(&po_sctp_lock);
+	if (po_sctp_armed)
+		return 0;
+	memset(&po_sctp_probe, 0, sizeof(po_sctp_probe));
+	po_sctp_probe.symbol_name = "sctp:sctp_do_bind";
+	po_sctp_probe.pre_handler = po_sctp_bind_pre;
+	err = register_kprobe(&po_sctp_probe);
+	if (err)
+		return err;
+	WRITE_ONCE(po_sctp_do_bind, po_kprobe_function(&po_sctp_probe));
+	po_sctp_armed = true;
 	return 0;
 }
 
-NOKPROBE_SYMBOL(po_grant_pre);
+static void po_sctp_disarm(void)
+{
+	lockdep_assert_held(&po_sctp_lock);
+	if (!po_sctp_armed)
+		return;
+	/* Waits for running handlers; a redirected task holds a reference. */
+	unregister_kprobe(&po_sctp_probe);
+	WRITE_ONCE(po_sctp_do_bind, NULL);
+	po_sctp_armed = false;
+}
 
-static struct kprobe po_probes[] = {
-	{ .symbol_name = "security_socket_bind", .pre_handler = po_deny_pre },
-	{ .symbol_name = "__inet_bind", .pre_handler = po_grant_pre },
-	{ .symbol_name = "__inet6_bind", .pre_handler = po_grant_pre },
+static int po_module_notify(struct notifier_block *nb, unsigned long action,
+			    void *data)
+{
+	struct module *mod = data;
+	int err = 0;
+
+	if (strcmp(mod->name, "sctp"))
+		return NOTIFY_DONE;
+	mutex_lock(&po_sctp_lock);
+	if (action == MODULE_STATE_COMING) {
+		err = po_sctp_arm();
+		if (err)
+			pr_err("cannot probe sctp_do_bind (error %d): refusing to let sctp load\n",
+			       err);
+	} else if (action == MODULE_STATE_GOING) {
+		po_sctp_disarm();
+	}
+	mutex_unlock(&po_sctp_lock);
+	return notifier_from_errno(err);
+}
+
+static struct notifier_block po_module_nb = {
+	.notifier_call = po_module_notify,
 };
+
+/* Arm now if sctp is already there; else the notifier arms it later. */
+static int __init po_sctp_init(void)
+{
+	void *live;
+	int err;
+
+	err = register_module_notifier(&po_module_nb);
+	if (err)
+		return err;
+	mutex_lock(&po_sctp_lock);
+	err = po_sctp_arm();
+	mutex_unlock(&po_sctp_lock);
+	if (err == -ENOENT) {
+		/* No sctp_do_bind: fine unless sctp itself is live. */
+		live = __symbol_get("sctp_do_peeloff");
+		if (!live)
+			return 0;
+		__symbol_put("sctp_do_peeloff");
+	}
+	if (err) {
+		pr_err("cannot probe sctp_do_bind (error %d): not loading\n",
+		       err);
+		unregister_module_notifier(&po_module_nb);
+	}
+	return err;
+}
+
+static void po_sctp_exit(void)
+{
+	unregister_module_notifier(&po_module_nb);
+	mutex_lock(&po_sctp_lock);
+	po_sctp_disarm();
+	mutex_unlock(&po_sctp_lock);
+}
 
 /*
  * The probes sit at function entries, so they run on ftrace, and
@@ -306,14 +505,18 @@ int __init po_hooks_init(void)
 			/* Fail closed: half the hooks would enforce half the rules. */
 			pr_err("cannot probe %s (error %d): not loading\n",
 			       po_probes[i].symbol_name, err);
-			while (i--)
-				unregister_kprobe(&po_probes[i]);
-			synchronize_rcu_tasks();
-			po_unpin_ftrace();
-			return err;
+			goto unwind;
 		}
 	}
-	return 0;
+	err = po_sctp_init();
+	if (!err)
+		return 0;
+unwind:
+	while (i--)
+		unregister_kprobe(&po_probes[i]);
+	synchronize_rcu_tasks();
+	po_unpin_ftrace();
+	return err;
 }
 
 void po_hooks_exit(void)
@@ -321,13 +524,16 @@ void po_hooks_exit(void)
 	struct kprobe *kps[ARRAY_SIZE(po_probes)];
 	int i;
 
+	po_sctp_exit();
 	for (i = 0; i < ARRAY_SIZE(po_probes); i++)
 		kps[i] = &po_probes[i];
 	unregister_kprobes(kps, ARRAY_SIZE(kps));
 	/*
-	 * A task sent to po_just_return() may be preempted before it runs it;
-	 * wait until every task has passed a voluntary switch, as ftrace does
-	 * before freeing a trampoline, so the module text can go.
+	 * A task sent to po_just_return() or po_sctp_bind_granted() may be
+	 * preempted before it runs it; wait until every task has passed a
+	 * voluntary switch, as ftrace does before freeing a trampoline, so
+	 * the module text can go. (po_sctp_bind_granted() takes a module
+	 * reference before anything in it can sleep.)
 	 */
 	synchronize_rcu_tasks();
 	po_unpin_ftrace();

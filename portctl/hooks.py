@@ -10,12 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 KPROBES = Path("/sys/kernel/debug/kprobes")
-HOOKED = ("security_socket_bind", "__inet_bind", "__inet6_bind")
+MODULES = Path("/sys/module")
+HOOKED = ("__inet_bind", "__inet6_bind")
+# In sctp.ko: probed while that module is loaded, and only then.
+SCTP_HOOK = "sctp_do_bind"
 
 
-def hooks_armed(kprobes: Path | None = None) -> bool | None:
+def hooks_armed(kprobes: Path | None = None, modules: Path | None = None) -> bool | None:
     """True if armed, False if not, None if debugfs cannot tell (not mounted, not root)."""
     kprobes = KPROBES if kprobes is None else kprobes
+    modules = MODULES if modules is None else modules
     try:
         enabled = (kprobes / "enabled").read_text().strip()
         listing = (kprobes / "list").read_text().splitlines()
@@ -23,7 +27,8 @@ def hooks_armed(kprobes: Path | None = None) -> bool | None:
         return None
     if enabled != "1":
         return False
-    for function in HOOKED:
+    hooked = [*HOOKED, SCTP_HOOK] if (modules / "sctp").exists() else list(HOOKED)
+    for function in hooked:
         probes = [line for line in listing if f" {function}+0x0 " in f"{line} "]
         if not any("[DISABLED]" not in p and "[GONE]" not in p for p in probes):
             return False

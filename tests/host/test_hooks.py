@@ -5,10 +5,10 @@ from pathlib import Path
 from portctl.hooks import hooks_armed
 
 LISTING = """\
-ffffffff8120c8e0  k  security_socket_bind+0x0    [FTRACE]
 ffffffff81a0c8e0  k  __inet_bind+0x0    [FTRACE]
 ffffffff81b0c8e0  k  __inet6_bind+0x0    [FTRACE]
 """
+SCTP_LINE = "ffffffffc0a25090  k  sctp_do_bind+0x0  sctp  [FTRACE]\n"
 
 
 def kprobes(tmp_path: Path, enabled: str, listing: str) -> Path:
@@ -17,21 +17,38 @@ def kprobes(tmp_path: Path, enabled: str, listing: str) -> Path:
     return tmp_path
 
 
+def modules(tmp_path: Path, *loaded: str) -> Path:
+    root = tmp_path / "module"
+    for name in loaded:
+        (root / name).mkdir(parents=True)
+    root.mkdir(exist_ok=True)
+    return root
+
+
 def test_armed(tmp_path: Path) -> None:
-    assert hooks_armed(kprobes(tmp_path, "1\n", LISTING)) is True
+    assert hooks_armed(kprobes(tmp_path, "1\n", LISTING), modules(tmp_path)) is True
+
+
+def test_sctp_probe_needed_only_while_sctp_is_loaded(tmp_path: Path) -> None:
+    mods = modules(tmp_path, "sctp")
+    assert hooks_armed(kprobes(tmp_path, "1\n", LISTING), mods) is False
+    assert hooks_armed(kprobes(tmp_path, "1\n", LISTING + SCTP_LINE), mods) is True
+    gone = SCTP_LINE.replace("[FTRACE]", "[GONE][FTRACE]")
+    assert hooks_armed(kprobes(tmp_path, "1\n", LISTING + gone), mods) is False
 
 
 def test_kprobes_disabled_system_wide(tmp_path: Path) -> None:
-    assert hooks_armed(kprobes(tmp_path, "0\n", LISTING)) is False
+    assert hooks_armed(kprobes(tmp_path, "0\n", LISTING), modules(tmp_path)) is False
 
 
 def test_one_probe_disabled_or_missing(tmp_path: Path) -> None:
+    mods = modules(tmp_path)
     disabled = LISTING.replace(
         "__inet_bind+0x0    [FTRACE]", "__inet_bind+0x0    [DISABLED][FTRACE]"
     )
-    assert hooks_armed(kprobes(tmp_path, "1\n", disabled)) is False
+    assert hooks_armed(kprobes(tmp_path, "1\n", disabled), mods) is False
     missing = "\n".join(line for line in LISTING.splitlines() if "__inet6_bind" not in line)
-    assert hooks_armed(kprobes(tmp_path, "1\n", missing)) is False
+    assert hooks_armed(kprobes(tmp_path, "1\n", missing), mods) is False
 
 
 def test_unknown_without_debugfs(tmp_path: Path) -> None:
