@@ -186,6 +186,11 @@ def rule_from_nla(attr: Any) -> Rule:
     )
 
 
+def is_unknown_attribute(error: KernelRejected) -> bool:
+    """The kernel's policy refused an attribute newer than the module."""
+    return error.code == errno.EINVAL and str(error) == "Unknown attribute type"
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[tuple[int, Sequence[Any]]]:
     for start in range(0, max(len(items), 1), size):
         yield start, items[start : start + size]
@@ -271,7 +276,16 @@ class Client:
                 # Checked here and again, by the kernel, at the final swap.
                 attrs.append(["PORTOWNERS_A_EXPECT_GENERATION", expect_generation])
             attrs += [["PORTOWNERS_A_RULE", rule_attrs(r)] for r in chunk]
-            self._request(CMD_REPLACE, attrs)
+            try:
+                self._request(CMD_REPLACE, attrs)
+            except KernelRejected as e:
+                if start == 0 and expect_generation is not None and is_unknown_attribute(e):
+                    raise PortownersError(
+                        "the loaded portowners module is older than this portctl: it cannot "
+                        "make a change conditional on the table read; load the module that "
+                        "came with portctl (modprobe -r portowners && modprobe portowners)"
+                    ) from None
+                raise
 
     def add(self, rules: Sequence[Rule]) -> None:
         self._request(CMD_ADD_RULES, [["PORTOWNERS_A_RULE", rule_attrs(r)] for r in rules])

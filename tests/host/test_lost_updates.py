@@ -161,3 +161,19 @@ def test_dump_that_never_settles_fails_clearly() -> None:
     client = client_with_dumps([flagged] * netlink.DUMP_TRIES)
     with pytest.raises(netlink.PortownersError, match="kept changing while it was read"):
         client.table()
+
+
+def test_an_older_module_is_named_not_a_bare_kernel_message() -> None:
+    import errno
+
+    client = netlink.Client.__new__(netlink.Client)  # no socket
+
+    def request(cmd: int, attrs: list[Any], flags: int = 0) -> list[Any]:
+        if any(a[0] == "PORTOWNERS_A_EXPECT_GENERATION" for a in attrs):
+            raise netlink.KernelRejected("Unknown attribute type", errno.EINVAL)
+        return []
+
+    client._request = request  # type: ignore[method-assign]
+    with pytest.raises(netlink.PortownersError, match="module is older than this portctl"):
+        client.replace([A], expect_generation=3)
+    client.replace([A])  # unconditional: fine with any module
