@@ -10,24 +10,42 @@
 
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/user_namespace.h>
+#include <linux/workqueue.h>
 #include <net/genetlink.h>
 
 #include "po.h"
 
 unsigned int po_net_id __read_mostly;
-/* Serializes table writers and the multi-chunk REPLACE stage. */
-DEFINE_MUTEX(po_mutex);
 
 bool po_root_exempt __read_mostly = true;
 module_param_named(root_exempt, po_root_exempt, bool, 0644);
 MODULE_PARM_DESC(root_exempt,
 		 "Tasks with CAP_NET_BIND_SERVICE may bind owned ports (default: Y)");
 
+/*
+ * Any user may make a user namespace and a network namespace in it, and be
+ * CAP_NET_ADMIN there: what such a namespace's table (and a REPLACE staged
+ * in it) may hold is bounded, so that nobody pins megabytes per namespace.
+ */
+unsigned int po_userns_max_rules __read_mostly = 4096;
+module_param_named(userns_max_rules, po_userns_max_rules, uint, 0644);
+MODULE_PARM_DESC(userns_max_rules,
+		 "Most rules a network namespace not owned by the initial user namespace may hold (default: 4096)");
+
+unsigned int po_stage_timeout __read_mostly = 30;
+module_param_named(stage_timeout, po_stage_timeout, uint, 0644);
+MODULE_PARM_DESC(stage_timeout,
+		 "Seconds an unfinished multi-chunk REPLACE may wait for its next chunk; 0: no limit (default: 30)");
+
 static int __net_init po_net_init(struct net *net)
 {
 	struct po_net *pn = po_net(net);
 	int err;
 
+	mutex_init(&pn->lock);
+	INIT_DELAYED_WORK(&pn->stage_timeout, po_stage_timeout_work);
+	pn->userns_bound = net->user_ns != &init_user_ns;
 	pn->stats = alloc_percpu(struct po_stats);
 	if (!pn->stats)
 		return -ENOMEM;
@@ -41,10 +59,16 @@ static void __net_exit po_net_exit(struct net *net)
 {
 	struct po_net *pn = po_net(net);
 
-	mutex_lock(&po_mutex);
+	/*
+	 * No socket of this namespace is left, so no request can stage or
+	 * queue the timeout again: once cancelled, it stays so.
+	 */
+	cancel_delayed_work_sync(&pn->stage_timeout);
+	mutex_lock(&pn->lock);
 	po_stage_free(pn);
 	po_net_free_table(pn);
-	mutex_unlock(&po_mutex);
+	mutex_unlock(&pn->lock);
+	mutex_destroy(&pn->lock);
 	free_percpu(pn->stats);
 }
 

@@ -3,16 +3,19 @@
  * The generic netlink family "portowners": see uapi/portowners.h.
  *
  * Every change builds a whole new table, validates it and swaps it in, all
- * under po_mutex; on any error nothing changes. uids and gids cross this
- * boundary in the user namespace of the netlink socket's opener.
+ * under the namespace's lock (struct po_net.lock); on any error nothing
+ * changes. uids and gids cross this boundary in the user namespace of the
+ * netlink socket's opener.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/cred.h>
+#include <linux/jiffies.h>
 #include <linux/mm.h>
 #include <linux/netlink.h>
 #include <linux/slab.h>
 #include <linux/user_namespace.h>
+#include <linux/workqueue.h>
 #include <net/genetlink.h>
 #include <net/sock.h>
 
@@ -45,6 +48,7 @@ static const struct nla_policy po_policy[PORTOWNERS_A_MAX + 1] = {
 	[PORTOWNERS_A_PROTO] = { .type = NLA_U8 },
 	[PORTOWNERS_A_PORT] = NLA_POLICY_MIN(NLA_U16, 1),
 	[PORTOWNERS_A_VERDICT] = { .type = NLA_REJECT },
+	[PORTOWNERS_A_EXPECT_GENERATION] = { .type = NLA_U64 },
 };
 
 static struct user_namespace *po_skb_userns(const struct sk_buff *skb)
@@ -171,19 +175,77 @@ static int po_parse_rules(struct sk_buff *skb, struct genl_info *info,
 	return 0;
 }
 
+/* Most rules this namespace's table may hold (and a REPLACE may stage). */
+static u32 po_max_rules(const struct po_net *pn)
+{
+	if (!pn->userns_bound)
+		return PORTOWNERS_MAX_RULES;
+	return min_t(u32, READ_ONCE(po_userns_max_rules), PORTOWNERS_MAX_RULES);
+}
+
+/* Refuse a table (or stage) of count rules that this namespace may not hold. */
+static int po_check_size(const struct po_net *pn, u64 count,
+			 struct netlink_ext_ack *extack)
+{
+	if (count <= po_max_rules(pn))
+		return 0;
+	if (count > PORTOWNERS_MAX_RULES) {
+		NL_SET_ERR_MSG(extack, "too many rules for one table");
+		return -E2BIG;
+	}
+	/* A quota on kernel memory, as the keyring's per-user one (EDQUOT). */
+	NL_SET_ERR_MSG(extack,
+		       "too many rules for a namespace outside the initial user namespace (module parameter userns_max_rules)");
+	return -EDQUOT;
+}
+
+static u64 po_generation(struct po_net *pn)
+{
+	return rcu_dereference_protected(pn->table,
+					 lockdep_is_held(&pn->lock))->generation;
+}
+
+/*
+ * A conditional change (PORTOWNERS_A_EXPECT_GENERATION) of a table that has
+ * moved on since the writer read it: ESTALE, which nothing else here returns,
+ * so a writer can tell "read again and retry" from every other refusal.
+ */
+static int po_check_generation(struct po_net *pn, u64 expected,
+			       struct netlink_ext_ack *extack)
+{
+	if (po_generation(pn) == expected)
+		return 0;
+	NL_SET_ERR_MSG(extack,
+		       "the table changed since this writer read it (generation differs): read it again");
+	return -ESTALE;
+}
+
 /*
  * Build and publish a table from rules. The rules from ours_at on came in
  * this request, rules[ours_at + i] as its i-th PORTOWNERS_A_RULE; the ones
- * before were in the table already (adding) or in earlier chunks.
+ * before were in the table already (adding) or in earlier chunks. With
+ * expect, only if the table is still at generation *expect.
  */
 static int po_publish(struct po_net *pn, const struct po_rule *rules,
-		      u32 count, u32 ours_at, bool adding,
+		      u32 count, u32 ours_at, bool adding, const u64 *expect,
 		      struct genl_info *info)
 {
 	struct po_table *old, *t;
 	u32 a, b;
+	int err;
 
-	old = rcu_dereference_protected(pn->table, lockdep_is_held(&po_mutex));
+	if (expect) {
+		err = po_check_generation(pn, *expect, info->extack);
+		if (err)
+			return err;
+	}
+	old = rcu_dereference_protected(pn->table, lockdep_is_held(&pn->lock));
+	/* A change may shrink a table over a lowered limit, never grow it. */
+	if (count > old->count) {
+		err = po_check_size(pn, count, info->extack);
+		if (err)
+			return err;
+	}
 	t = po_table_build(rules, count, old->generation + 1, &a, &b);
 	if (IS_ERR(t)) {
 		if (PTR_ERR(t) != -EEXIST)
@@ -202,13 +264,61 @@ static int po_publish(struct po_net *pn, const struct po_rule *rules,
 	return 0;
 }
 
+/* The request's PORTOWNERS_A_EXPECT_GENERATION, or NULL. */
+static const u64 *po_expect(const struct genl_info *info, u64 *buf)
+{
+	const struct nlattr *attr = info->attrs[PORTOWNERS_A_EXPECT_GENERATION];
+
+	if (!attr)
+		return NULL;
+	*buf = nla_get_u64(attr);
+	return buf;
+}
+
 void po_stage_free(struct po_net *pn)
 {
-	if (!pn->stage)
+	struct po_stage *st = pn->stage;
+
+	lockdep_assert_held(&pn->lock);
+	if (!st)
 		return;
-	kvfree(pn->stage->rules);
-	kfree(pn->stage);
-	pn->stage = NULL;
+	/* Paired with the lockless READ_ONCE() in po_netlink_notify(). */
+	WRITE_ONCE(pn->stage, NULL);
+	kvfree(st->rules);
+	kfree(st);
+}
+
+/* Arm (or push back) the drop of an idle stage; under pn->lock. */
+static void po_stage_touch(struct po_net *pn)
+{
+	unsigned long secs = READ_ONCE(po_stage_timeout);
+
+	pn->stage->last = jiffies;
+	if (secs)
+		mod_delayed_work(system_wq, &pn->stage_timeout, secs * HZ);
+}
+
+/*
+ * A stage whose socket sent no chunk for stage_timeout seconds is dropped:
+ * an open socket could otherwise hold it (and block other replaces) for
+ * ever. A chunk racing this work pushed ->last forward, so it is kept.
+ */
+void po_stage_timeout_work(struct work_struct *work)
+{
+	struct po_net *pn = container_of(to_delayed_work(work), struct po_net,
+					 stage_timeout);
+	unsigned long secs = READ_ONCE(po_stage_timeout), due;
+
+	mutex_lock(&pn->lock);
+	if (pn->stage && secs) {
+		due = pn->stage->last + secs * HZ;
+		if (time_after_eq(jiffies, due))
+			po_stage_free(pn);
+		else
+			mod_delayed_work(system_wq, &pn->stage_timeout,
+					 due - jiffies);
+	}
+	mutex_unlock(&pn->lock);
 }
 
 static int po_stage_grow(struct po_stage *st, u32 more)
@@ -234,6 +344,8 @@ static int po_replace_locked(struct sk_buff *skb, struct genl_info *info,
 {
 	u32 flags = 0, offset = 0, n = po_count_rules(info);
 	struct po_stage *st = pn->stage;
+	const u64 *expect;
+	u64 expect_buf;
 	int err;
 
 	if (info->attrs[PORTOWNERS_A_FLAGS])
@@ -250,14 +362,14 @@ static int po_replace_locked(struct sk_buff *skb, struct genl_info *info,
 		if (offset) {
 			NL_SET_ERR_MSG_ATTR(info->extack,
 					    info->attrs[PORTOWNERS_A_OFFSET],
-					    "replace chunk out of sequence: the first has offset 0");
+					    "replace chunk out of sequence: the first has offset 0 (or the replace was dropped: a chunk refused, or none for stage_timeout seconds)");
 			return -EINVAL;
 		}
 		st = kzalloc(sizeof(*st), GFP_KERNEL_ACCOUNT);
 		if (!st)
 			return -ENOMEM;
 		st->portid = info->snd_portid;
-		pn->stage = st;
+		WRITE_ONCE(pn->stage, st);
 	} else if (offset != st->count) {
 		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[PORTOWNERS_A_OFFSET],
 				    "replace chunk out of sequence: offset is not the number of rules sent");
@@ -265,11 +377,24 @@ static int po_replace_locked(struct sk_buff *skb, struct genl_info *info,
 		goto drop;
 	}
 
-	if (n > PORTOWNERS_MAX_RULES - st->count) {
-		NL_SET_ERR_MSG(info->extack, "too many rules for one table");
-		err = -E2BIG;
-		goto drop;
+	/*
+	 * Conditional: checked when the chunk carrying it arrives, remembered,
+	 * and checked again at the swap (ADD, DEL or FLUSH may swap between).
+	 */
+	expect = po_expect(info, &expect_buf);
+	if (expect) {
+		err = po_check_generation(pn, *expect, info->extack);
+		if (err)
+			goto drop;
+		if (!st->expect) {
+			st->expect = true;
+			st->generation = *expect;
+		}
 	}
+
+	err = po_check_size(pn, (u64)st->count + n, info->extack);
+	if (err)
+		goto drop;
 	err = po_stage_grow(st, n);
 	if (err)
 		goto drop;
@@ -277,10 +402,13 @@ static int po_replace_locked(struct sk_buff *skb, struct genl_info *info,
 	if (err)
 		goto drop;
 	st->count += n;
-	if (flags & PORTOWNERS_F_MORE)
+	if (flags & PORTOWNERS_F_MORE) {
+		po_stage_touch(pn);
 		return 0;
+	}
 
-	err = po_publish(pn, st->rules, st->count, st->count - n, false, info);
+	err = po_publish(pn, st->rules, st->count, st->count - n, false,
+			 st->expect ? &st->generation : NULL, info);
 drop:
 	po_stage_free(pn);
 	return err;
@@ -291,9 +419,9 @@ static int po_replace(struct sk_buff *skb, struct genl_info *info)
 	struct po_net *pn = po_net(genl_info_net(info));
 	int err;
 
-	mutex_lock(&po_mutex);
+	mutex_lock(&pn->lock);
 	err = po_replace_locked(skb, info, pn);
-	mutex_unlock(&po_mutex);
+	mutex_unlock(&pn->lock);
 	return err;
 }
 
@@ -303,19 +431,18 @@ static int po_add(struct sk_buff *skb, struct genl_info *info)
 	u32 n = po_count_rules(info);
 	const struct po_table *old;
 	struct po_rule *rules;
+	u64 expect_buf;
 	int err;
 
 	if (!n) {
 		NL_SET_ERR_MSG(info->extack, "no rules to add");
 		return -EINVAL;
 	}
-	mutex_lock(&po_mutex);
-	old = rcu_dereference_protected(pn->table, lockdep_is_held(&po_mutex));
-	err = -E2BIG;
-	if (n > PORTOWNERS_MAX_RULES - old->count) {
-		NL_SET_ERR_MSG(info->extack, "too many rules for one table");
+	mutex_lock(&pn->lock);
+	old = rcu_dereference_protected(pn->table, lockdep_is_held(&pn->lock));
+	err = po_check_size(pn, (u64)old->count + n, info->extack);
+	if (err)
 		goto out;
-	}
 	err = -ENOMEM;
 	rules = kvmalloc_array(old->count + n, sizeof(*rules), GFP_KERNEL);
 	if (!rules)
@@ -324,10 +451,10 @@ static int po_add(struct sk_buff *skb, struct genl_info *info)
 	err = po_parse_rules(skb, info, true, rules + old->count);
 	if (!err)
 		err = po_publish(pn, rules, old->count + n, old->count, true,
-				 info);
+				 po_expect(info, &expect_buf), info);
 	kvfree(rules);
 out:
-	mutex_unlock(&po_mutex);
+	mutex_unlock(&pn->lock);
 	return err;
 }
 
@@ -337,6 +464,7 @@ static int po_del(struct sk_buff *skb, struct genl_info *info)
 	u32 n = po_count_rules(info), count;
 	struct po_rule *del, *rules = NULL;
 	const struct po_table *old;
+	u64 expect_buf;
 	int err;
 
 	if (!n) {
@@ -350,15 +478,16 @@ static int po_del(struct sk_buff *skb, struct genl_info *info)
 	if (err)
 		goto out;
 
-	mutex_lock(&po_mutex);
-	old = rcu_dereference_protected(pn->table, lockdep_is_held(&po_mutex));
+	mutex_lock(&pn->lock);
+	old = rcu_dereference_protected(pn->table, lockdep_is_held(&pn->lock));
 	err = -ENOMEM;
 	rules = kvmalloc_array(old->count + n, sizeof(*rules), GFP_KERNEL);
 	if (rules) {
 		count = po_table_release(old, rules, del, n);
-		err = po_publish(pn, rules, count, count, false, info);
+		err = po_publish(pn, rules, count, count, false,
+				 po_expect(info, &expect_buf), info);
 	}
-	mutex_unlock(&po_mutex);
+	mutex_unlock(&pn->lock);
 out:
 	kvfree(rules);
 	kvfree(del);
@@ -368,11 +497,13 @@ out:
 static int po_flush(struct sk_buff *skb, struct genl_info *info)
 {
 	struct po_net *pn = po_net(genl_info_net(info));
+	u64 expect_buf;
 	int err;
 
-	mutex_lock(&po_mutex);
-	err = po_publish(pn, NULL, 0, 0, false, info);
-	mutex_unlock(&po_mutex);
+	mutex_lock(&pn->lock);
+	err = po_publish(pn, NULL, 0, 0, false, po_expect(info, &expect_buf),
+			 info);
+	mutex_unlock(&pn->lock);
 	return err;
 }
 
@@ -402,28 +533,49 @@ static int po_put_rule(struct sk_buff *skb, const struct po_rule *r,
 	return 0;
 }
 
+/* Where a GET_RULES dump is, between calls (in cb->ctx). */
+struct po_dump_ctx {
+	u64 generation;		/* of the table the dump started on */
+	u32 next;		/* index of the next rule */
+	bool started;
+	bool ended;		/* the last message is out: only NLMSG_DONE is left */
+};
+
 /*
- * cb->args[0]: index of the next rule, cb->args[1]: generation of the table
- * the dump started on, plus one, so that 0 means "not started". A table
- * swapped during the dump marks the next message NLM_F_DUMP_INTR, and every
- * message carries the generation, so a reader can tell and start again.
+ * Every message carries the generation of the table it was read from. The
+ * dump reads the table afresh on every call; when it finds another
+ * generation than the one it started on, it sends one last message, with
+ * no rule and the new generation, and ends. cb->seq says whether the table
+ * is still the one the dump started on (1) or not (2), set before any
+ * message of a call, so nl_dump_check_consistent() marks that message and
+ * NLMSG_DONE (netlink_dump_done() checks it too) NLM_F_DUMP_INTR: a table
+ * that shrinks under the dump never passes for a whole one. (1 and 2, not
+ * the generation: cb->seq is 32 bits, and 0 means "unset".)
  */
 static int po_get_rules_dump(struct sk_buff *skb, struct netlink_callback *cb)
 {
+	struct po_dump_ctx *ctx = (struct po_dump_ctx *)cb->ctx;
 	struct po_net *pn = po_net(sock_net(skb->sk));
 	struct user_namespace *ns = po_skb_userns(cb->skb);
 	const struct po_table *t;
-	u32 i = cb->args[0];
+	bool first, changed;
 	void *hdr;
+	u32 i;
 	int err = 0;
 
+	BUILD_BUG_ON(sizeof(*ctx) > sizeof(cb->ctx));
 	rcu_read_lock();
 	t = rcu_dereference(pn->table);
-	if (cb->args[1] && i >= t->count)
+	first = !ctx->started;
+	if (first) {
+		ctx->started = true;
+		ctx->generation = t->generation;
+	}
+	changed = t->generation != ctx->generation;
+	cb->seq = changed ? 2 : 1;
+	/* The first message goes out even for an empty table: its generation. */
+	if (ctx->ended || (!first && !changed && ctx->next >= t->count))
 		goto out;
-	if (!cb->args[1])
-		cb->args[1] = t->generation + 1;
-	cb->seq = t->generation + 1;
 
 	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
 			  &po_family, NLM_F_MULTI, PORTOWNERS_CMD_GET_RULES);
@@ -438,11 +590,15 @@ static int po_get_rules_dump(struct sk_buff *skb, struct netlink_callback *cb)
 		err = -EMSGSIZE;
 		goto out;
 	}
-	for (; i < t->count; i++)
-		if (po_put_rule(skb, &t->rules[i], ns))
-			break;
+	i = ctx->next;
+	if (changed)
+		ctx->ended = true;
+	else
+		for (; i < t->count; i++)
+			if (po_put_rule(skb, &t->rules[i], ns))
+				break;
 	genlmsg_end(skb, hdr);
-	cb->args[0] = i;
+	ctx->next = i;
 	err = skb->len;
 out:
 	rcu_read_unlock();
@@ -627,7 +783,16 @@ static struct genl_family po_family __ro_after_init = {
 	.resv_start_op = PORTOWNERS_CMD_CHECK + 1,
 };
 
-/* A multi-chunk REPLACE dies with the socket that started it. */
+/*
+ * A multi-chunk REPLACE dies with the socket that started it. This runs on
+ * the close of every generic netlink socket of the machine, so it takes no
+ * lock unless the socket's namespace has a stage. The lockless test is
+ * enough: only a request on socket n->portid itself stages for it, under
+ * pn->lock, and that request returned before the socket could be released
+ * (the file reference the send held orders the two), so a stage of this
+ * socket is seen here. A stage seen but not this socket's (or freed
+ * meanwhile) is sorted out under the lock.
+ */
 static int po_netlink_notify(struct notifier_block *nb, unsigned long event,
 			     void *ptr)
 {
@@ -637,10 +802,12 @@ static int po_netlink_notify(struct notifier_block *nb, unsigned long event,
 	if (event != NETLINK_URELEASE || n->protocol != NETLINK_GENERIC)
 		return NOTIFY_DONE;
 	pn = po_net(n->net);
-	mutex_lock(&po_mutex);
+	if (!READ_ONCE(pn->stage))
+		return NOTIFY_DONE;
+	mutex_lock(&pn->lock);
 	if (pn->stage && pn->stage->portid == n->portid)
 		po_stage_free(pn);
-	mutex_unlock(&po_mutex);
+	mutex_unlock(&pn->lock);
 	return NOTIFY_DONE;
 }
 

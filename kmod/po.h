@@ -3,10 +3,12 @@
 #define _PO_H
 
 #include <linux/cred.h>
+#include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/rcupdate.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
+#include <linux/workqueue.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
 
@@ -67,18 +69,26 @@ struct po_stage {
 	u32 portid;
 	u32 count;
 	u32 size;
+	bool expect;			/* a chunk carried EXPECT_GENERATION */
+	u64 generation;			/* ... and this was its value */
+	unsigned long last;		/* jiffies of the last chunk */
 	struct po_rule *rules;
 };
 
 struct po_net {
 	struct po_table __rcu *table;	/* never NULL while the netns lives */
-	struct po_stage *stage;		/* under po_mutex */
+	struct mutex lock;		/* this namespace's writers and stage */
+	/* Under lock; read locklessly only by the NETLINK_URELEASE notifier. */
+	struct po_stage *stage;
+	struct delayed_work stage_timeout;	/* drops an idle stage */
+	bool userns_bound;		/* owned by a user namespace other than init's */
 	struct po_stats __percpu *stats;
 };
 
 extern unsigned int po_net_id;
 extern bool po_root_exempt;
-extern struct mutex po_mutex;
+extern unsigned int po_userns_max_rules;
+extern unsigned int po_stage_timeout;
 extern unsigned long po_rules_anywhere;
 
 static inline struct po_net *po_net(const struct net *net)
@@ -103,6 +113,7 @@ void po_net_free_table(struct po_net *pn);
 
 /* netlink.c */
 void po_stage_free(struct po_net *pn);
+void po_stage_timeout_work(struct work_struct *work);
 int po_netlink_init(void);
 void po_netlink_exit(void);
 

@@ -11,6 +11,7 @@
 #include <linux/overflow.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
+#include <linux/spinlock.h>
 #include <linux/vmalloc.h>
 
 #include "po.h"
@@ -261,20 +262,24 @@ u32 po_table_release(const struct po_table *t, struct po_rule *out,
  * Rules in all namespaces' tables together, so that the hooks can return at
  * once while no table has any. It grows before a table is published and
  * shrinks after: a bind that reads it stale meets the table it replaces.
+ * Namespaces have their own locks, so several may update it at once: the
+ * updates are serialized by po_rules_anywhere_lock (readers only load it).
  */
 unsigned long po_rules_anywhere;
+static DEFINE_SPINLOCK(po_rules_anywhere_lock);
 
 static void po_rules_anywhere_add(long delta)
 {
-	lockdep_assert_held(&po_mutex);
+	spin_lock(&po_rules_anywhere_lock);
 	WRITE_ONCE(po_rules_anywhere, po_rules_anywhere + delta);
+	spin_unlock(&po_rules_anywhere_lock);
 }
 
 void po_table_swap(struct po_net *pn, struct po_table *t)
 {
 	struct po_table *old;
 
-	old = rcu_dereference_protected(pn->table, lockdep_is_held(&po_mutex));
+	old = rcu_dereference_protected(pn->table, lockdep_is_held(&pn->lock));
 	if (t->count > old->count)
 		po_rules_anywhere_add((long)t->count - old->count);
 	rcu_assign_pointer(pn->table, t);
@@ -297,7 +302,7 @@ void po_net_free_table(struct po_net *pn)
 {
 	/* The netns is gone: nothing can bind in it or ask about it. */
 	struct po_table *t = rcu_dereference_protected(pn->table,
-						       lockdep_is_held(&po_mutex));
+						       lockdep_is_held(&pn->lock));
 
 	po_rules_anywhere_add(-(long)t->count);
 	RCU_INIT_POINTER(pn->table, NULL);

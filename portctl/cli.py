@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -23,6 +25,8 @@ from portctl.ports import PortsError, merge_ranges, parse_ports, range_text, sub
 UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 CHECK_MAX_PORTS = 4096
 """Most ports one `portctl check` asks the kernel about."""
+REPLACE_TRIES = 5
+"""Times a read-modify-replace of the kernel table is tried (see edit_table)."""
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -37,8 +41,9 @@ class KernelClient(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+    def table(self) -> tuple[int, list[Rule]]: ...
     def rules(self) -> list[Rule]: ...
-    def replace(self, rules: Sequence[Rule]) -> None: ...
+    def replace(self, rules: Sequence[Rule], expect_generation: int | None = None) -> None: ...
     def release(self, ranges: Sequence[PortRange]) -> None: ...
     def status(self) -> netlink.Status: ...
     def check(
@@ -70,6 +75,27 @@ class Fail(click.ClickException):
 
 def fail(message: str) -> NoReturn:
     raise Fail(message)
+
+
+def edit_table(client: KernelClient, change: Callable[[list[Rule]], list[Rule]]) -> None:
+    """Replace the kernel table with change(table), losing no other writer's change.
+
+    The replace is conditional on the generation read: if another process
+    changed the table in between, the kernel refuses it (ESTALE) and it is
+    done again from the new table, REPLACE_TRIES times at most.
+    """
+    for attempt in range(REPLACE_TRIES):
+        generation, current = client.table()
+        try:
+            client.replace(change(current), expect_generation=generation)
+            return
+        except netlink.TableChanged:
+            # Back off a little, by chance, so two writers stop colliding.
+            time.sleep(random.uniform(0, 0.02 * (attempt + 1)))
+    raise netlink.PortownersError(
+        f"another writer changed the port table while portctl was changing it, "
+        f"{REPLACE_TRIES} times in a row: gave up"
+    )
 
 
 @contextlib.contextmanager
@@ -395,8 +421,7 @@ def chown(
     new = config.rules_for(ranges, owner)
 
     def edit_kernel(client: KernelClient) -> None:
-        current = client.rules()
-        client.replace(sorted(subtract_all(current, ranges) + new))
+        edit_table(client, lambda current: sorted(subtract_all(current, ranges) + new))
 
     _edit(ctx, file_override, runtime, lambda doc: doc.chown(ranges, owner), edit_kernel)
 

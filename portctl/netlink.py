@@ -41,6 +41,7 @@ from pyroute2.netlink import (  # noqa: E402
     NLA_F_NESTED,
     NLM_F_ACK,
     NLM_F_DUMP,
+    NLM_F_DUMP_INTR,
     NLM_F_REQUEST,
     genlmsg,
     nla,
@@ -64,6 +65,9 @@ CMD_CHECK = 7
 F_MORE = 1
 
 VERDICTS = {0: "pass", 1: "grant", 2: "deny"}
+
+# Times a dump is read again when the table changed under it.
+DUMP_TRIES = 10
 
 # Rules a REPLACE chunk carries: about 44 bytes each, so a chunk stays well
 # inside the default netlink socket send buffer (212992 bytes).
@@ -105,6 +109,7 @@ class pomsg(genlmsg):  # type: ignore[misc]
         ("PORTOWNERS_A_PROTO", "uint8"),
         ("PORTOWNERS_A_PORT", "uint16"),
         ("PORTOWNERS_A_VERDICT", "uint8"),
+        ("PORTOWNERS_A_EXPECT_GENERATION", "uint64"),
     )
     rule = rulemsg
 
@@ -128,6 +133,14 @@ class NotPermitted(PortownersError):
 
 class KernelRejected(PortownersError):
     """The kernel refused a request; the message is its extack text."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code  # the errno, when the kernel gave one
+
+
+class TableChanged(KernelRejected):
+    """ESTALE: a conditional change met a table another writer had changed."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +184,11 @@ def rule_from_nla(attr: Any) -> Rule:
         gid=attr.get_attr("PORTOWNERS_RULE_A_GID"),
         any_user=attr.get_attr("PORTOWNERS_RULE_A_ANY") is not None,
     )
+
+
+def is_unknown_attribute(error: KernelRejected) -> bool:
+    """The kernel's policy refused an attribute newer than the module."""
+    return error.code == errno.EINVAL and str(error) == "Unknown attribute type"
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[tuple[int, Sequence[Any]]]:
@@ -218,28 +236,56 @@ class Client:
             if err.code == errno.EPERM:
                 raise NotPermitted() from None
             text = err.args[1] if len(err.args) > 1 and err.args[1] else None
-            raise KernelRejected(text or errno.errorcode.get(err.code, str(err.code))) from None
+            text = text or errno.errorcode.get(err.code, str(err.code))
+            if err.code == errno.ESTALE:
+                raise TableChanged(text, err.code) from None
+            raise KernelRejected(text, err.code) from None
 
-    def rules(self) -> list[Rule]:
-        # A dump that met a table swap mixes two tables; read it again.
-        for _ in range(10):
+    def table(self) -> tuple[int, list[Rule]]:
+        """The live table and its generation, read whole from one table.
+
+        A dump that met a table swap is flagged NLM_F_DUMP_INTR, and carries
+        more than one generation: it is read again, DUMP_TRIES times at most.
+        """
+        for _ in range(DUMP_TRIES):
             msgs = self._request(CMD_GET_RULES, [], NLM_F_REQUEST | NLM_F_DUMP)
             gens = {m.get_attr("PORTOWNERS_A_GENERATION") for m in msgs}
-            if len(gens) <= 1:
-                return sorted(
-                    rule_from_nla(a) for m in msgs for a in m.get_attrs("PORTOWNERS_A_RULE")
-                )
-        raise PortownersError("the port table kept changing while it was read")
+            interrupted = any(m["header"]["flags"] & NLM_F_DUMP_INTR for m in msgs)
+            if len(gens) == 1 and not interrupted:
+                rules = [rule_from_nla(a) for m in msgs for a in m.get_attrs("PORTOWNERS_A_RULE")]
+                return int(gens.pop()), sorted(rules)
+        raise PortownersError(
+            f"the port table kept changing while it was read ({DUMP_TRIES} tries): try again"
+        )
 
-    def replace(self, rules: Sequence[Rule]) -> None:
+    def rules(self) -> list[Rule]:
+        return self.table()[1]
+
+    def replace(self, rules: Sequence[Rule], expect_generation: int | None = None) -> None:
+        """Replace the table; with expect_generation, only if it is still that one.
+
+        A table changed meanwhile raises TableChanged, and nothing changes.
+        """
         if len(rules) > MAX_RULES:
             raise PortownersError(f"{len(rules)} rules: a table holds at most {MAX_RULES}")
         for start, chunk in _chunks(rules, CHUNK):
             attrs: list[list[Any]] = [["PORTOWNERS_A_OFFSET", start]]
             if start + CHUNK < len(rules):
                 attrs.append(["PORTOWNERS_A_FLAGS", F_MORE])
+            if start == 0 and expect_generation is not None:
+                # Checked here and again, by the kernel, at the final swap.
+                attrs.append(["PORTOWNERS_A_EXPECT_GENERATION", expect_generation])
             attrs += [["PORTOWNERS_A_RULE", rule_attrs(r)] for r in chunk]
-            self._request(CMD_REPLACE, attrs)
+            try:
+                self._request(CMD_REPLACE, attrs)
+            except KernelRejected as e:
+                if start == 0 and expect_generation is not None and is_unknown_attribute(e):
+                    raise PortownersError(
+                        "the loaded portowners module is older than this portctl: it cannot "
+                        "make a change conditional on the table read; load the module that "
+                        "came with portctl (modprobe -r portowners && modprobe portowners)"
+                    ) from None
+                raise
 
     def add(self, rules: Sequence[Rule]) -> None:
         self._request(CMD_ADD_RULES, [["PORTOWNERS_A_RULE", rule_attrs(r)] for r in rules])

@@ -28,6 +28,12 @@ enum portowners_cmd {
 	 * PORTOWNERS_F_MORE, and each carries PORTOWNERS_A_OFFSET, the number
 	 * of rules sent before it. Nothing changes until the last chunk, and
 	 * then the table is swapped whole.
+	 *
+	 * With PORTOWNERS_A_EXPECT_GENERATION (the generation the writer read)
+	 * the replace is conditional: if the table is no longer at that
+	 * generation, when the chunk carrying it arrives or at the final swap,
+	 * nothing changes and the request fails with ESTALE. Without it the
+	 * replace is unconditional.
 	 */
 	PORTOWNERS_CMD_REPLACE,
 	/* Admin. Add the PORTOWNERS_A_RULE* given to the table. */
@@ -70,6 +76,11 @@ enum portowners_attr {
 	PORTOWNERS_A_PROTO,		/* u8, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP */
 	PORTOWNERS_A_PORT,		/* u16 */
 	PORTOWNERS_A_VERDICT,		/* u8, enum portowners_verdict */
+	/*
+	 * u64, in REPLACE, ADD_RULES, DEL_RULES, FLUSH: change the table only
+	 * if it is still at this generation, else ESTALE.
+	 */
+	PORTOWNERS_A_EXPECT_GENERATION,
 
 	__PORTOWNERS_A_MAX,
 	PORTOWNERS_A_MAX = __PORTOWNERS_A_MAX - 1

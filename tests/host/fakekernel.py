@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -22,6 +22,9 @@ class FakeKernel:
     granted: int = 0
     denied: int = 0
     calls: list[str] = field(default_factory=list)
+    # Another writer: called after each read of the table, while it returns
+    # True, to change the table behind the reader's back (a race, in order).
+    intruder: Callable[[FakeKernel], bool] | None = None
 
     def factory(self) -> FakeClient:
         if not self.loaded:
@@ -52,11 +55,19 @@ class FakeClient:
         if not self.k.privileged:
             raise netlink.NotPermitted()
 
-    def rules(self) -> list[Rule]:
-        return sorted(self.k.rules)
+    def table(self) -> tuple[int, list[Rule]]:
+        seen = self.k.generation, sorted(self.k.rules)
+        if self.k.intruder is not None and not self.k.intruder(self.k):
+            self.k.intruder = None
+        return seen
 
-    def replace(self, rules: Sequence[Rule]) -> None:
+    def rules(self) -> list[Rule]:
+        return self.table()[1]
+
+    def replace(self, rules: Sequence[Rule], expect_generation: int | None = None) -> None:
         self._admin("replace")
+        if expect_generation is not None and expect_generation != self.k.generation:
+            raise netlink.TableChanged("the table changed since this writer read it")
         ordered = sorted(rules)
         for a, b in itertools.pairwise(ordered):
             if a.overlaps(b):
