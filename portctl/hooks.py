@@ -7,10 +7,15 @@ docs/design.md). The module cannot see that; debugfs can.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 KPROBES = Path("/sys/kernel/debug/kprobes")
 HOOKED = ("security_socket_bind", "__inet_bind", "__inet6_bind")
+# A probe at a function's entry is listed at +0x0, or at +0x4 on kernels built
+# with CONFIG_X86_KERNEL_IBT (Debian's 6.12 and later): there the kprobe sits
+# after the function's 4-byte ENDBR64, where it still runs before the body.
+ENTRY_OFFSETS = ("0x0", "0x4")
 
 
 def hooks_armed(kprobes: Path | None = None) -> bool | None:
@@ -24,7 +29,8 @@ def hooks_armed(kprobes: Path | None = None) -> bool | None:
     if enabled != "1":
         return False
     for function in HOOKED:
-        probes = [line for line in listing if f" {function}+0x0 " in f"{line} "]
+        at_entry = re.compile(rf"\s{re.escape(function)}\+({'|'.join(ENTRY_OFFSETS)})\s")
+        probes = [line for line in listing if at_entry.search(f"{line} ")]
         if not any("[DISABLED]" not in p and "[GONE]" not in p for p in probes):
             return False
     return True

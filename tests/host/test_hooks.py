@@ -21,6 +21,25 @@ def test_armed(tmp_path: Path) -> None:
     assert hooks_armed(kprobes(tmp_path, "1\n", LISTING)) is True
 
 
+# CONFIG_X86_KERNEL_IBT (6.12, 7.2): entry probes sit after the ENDBR64.
+LISTING_IBT = LISTING.replace("+0x0 ", "+0x4 ")
+
+
+def test_armed_with_ibt(tmp_path: Path) -> None:
+    assert "+0x4 " in LISTING_IBT and "+0x0" not in LISTING_IBT
+    assert hooks_armed(kprobes(tmp_path, "1\n", LISTING_IBT)) is True
+    disabled = LISTING_IBT.replace(
+        "__inet6_bind+0x4    [FTRACE]", "__inet6_bind+0x4    [DISABLED][FTRACE]"
+    )
+    assert hooks_armed(kprobes(tmp_path, "1\n", disabled)) is False
+
+
+def test_probes_elsewhere_in_the_function_do_not_count(tmp_path: Path) -> None:
+    # Another tool's probe inside __inet_bind is not the module's entry hook.
+    elsewhere = LISTING.replace("__inet_bind+0x0 ", "__inet_bind+0x1c ")
+    assert hooks_armed(kprobes(tmp_path, "1\n", elsewhere)) is False
+
+
 def test_kprobes_disabled_system_wide(tmp_path: Path) -> None:
     assert hooks_armed(kprobes(tmp_path, "0\n", LISTING)) is False
 

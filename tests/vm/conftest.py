@@ -7,8 +7,10 @@ netlink client, the same code the CLI uses.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -82,6 +84,30 @@ def bind1(uid: int | None, sock: str, port: int, **kw: Any) -> str:
         if key in kw:
             req[key] = kw.pop(key)
     return binds(uid, [req], **kw)[0]
+
+
+# Protocols some kernels leave out: (name, socket type, protocol number).
+OPTIONAL_PROTOCOLS = {"udplite": ("UDP-Lite", socket.SOCK_DGRAM, 136)}
+
+
+def skip_unless_kernel_has(sock: str) -> None:
+    """Skip, naming the kernel, when it cannot make sock's sockets at all.
+
+    7.2 has no UDP-Lite: a test of it there is skipped, not passed, and the
+    skip says why. Only "no such protocol" skips; any other error is raised.
+    """
+    kind, ver = sock[:-1], sock[-1]
+    name, typ, proto = OPTIONAL_PROTOCOLS[kind]
+    family = socket.AF_INET6 if ver == "6" else socket.AF_INET
+    try:
+        socket.socket(family, typ, proto).close()
+    except OSError as e:
+        if e.errno not in (errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT, errno.EAFNOSUPPORT):
+            raise
+        pytest.skip(
+            f"kernel {os.uname().release} has no {name}: "
+            f"socket({family.name}, {typ.name}, {proto}) fails {errno.errorcode[e.errno]}"
+        )
 
 
 def rule(spec: str) -> Rule:

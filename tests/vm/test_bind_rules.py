@@ -3,7 +3,18 @@
 from pathlib import Path
 
 import pytest
-from conftest import ALICE, BOB, CAROL, OTHERS, STAFF, bind1, binds, rule, set_root_exempt
+from conftest import (
+    ALICE,
+    BOB,
+    CAROL,
+    OTHERS,
+    STAFF,
+    bind1,
+    binds,
+    rule,
+    set_root_exempt,
+    skip_unless_kernel_has,
+)
 
 UNPRIV_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 
@@ -131,6 +142,7 @@ def test_unprivileged_port_start_still_rules_unowned_ports(po):
 
 @pytest.mark.parametrize("sock", ["udplite4", "udplite6"])
 def test_udp_rule_covers_udplite(po, sock):
+    skip_unless_kernel_has(sock)  # 7.2 has no UDP-Lite
     po.replace([rule(f"udp/53 uid={ALICE}"), rule(f"udp/8053 uid={ALICE}")])
     assert bind1(ALICE, sock, 53) == "OK"
     assert bind1(BOB, sock, 8053) == "EACCES"
