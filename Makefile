@@ -20,7 +20,7 @@ VENV := .venv
 # Every kernel ./check runs the suite on (KERNELS= to choose fewer).
 KERNELS ?= 6.1 6.1-rt 6.12 7.2
 
-.PHONY: all module module-werror kdir-check clean lint checkpatch test-host test-vm check bench demo install uninstall test-boot
+.PHONY: all module module-werror kdir-check clean lint checkpatch test-host test-vm test-kernels check bench demo install uninstall test-boot
 
 all: module
 
@@ -63,11 +63,16 @@ lint: checkpatch
 test-host:
 	$(VENV)/bin/python -m pytest tests/host -q
 
-# The VM boots the kernel the module was built for.
+# The VM boots the kernel the module was built for (KERNEL=...).
 test-vm: module
 	vm/run
 
-check: module-werror lint test-host test-vm test-boot
+# The suite on every kernel in KERNELS, one boot each, with a per-kernel
+# report (vm/run-kernels). scripts/setup --kernels installs them.
+test-kernels:
+	KERNELS="$(KERNELS)" vm/run-kernels
+
+check: module-werror lint test-host test-kernels test-boot
 
 # Issue 5: what the module costs on bind(), in the VM (bench/).
 bench: module
