@@ -159,6 +159,19 @@ def test_tcp_rule_covers_mptcp(po, sock):
     assert bind1(ALICE, sock, 8080) == "OK"
 
 
+@pytest.mark.parametrize("sock", ["smc4", "smc6", "ipsmc4", "ipsmc6"])
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: an SMC socket binds its internal TCP socket with kernel_bind(), "
+    "which skips security_socket_bind(), so the deny hook never sees it",
+)
+def test_tcp_rule_covers_smc(po, sock):
+    skip_unless_kernel_has(sock)  # Debian's 7.2 has no SMC; 6.1 no IPPROTO_SMC
+    po.replace([rule(f"tcp/8080 uid={ALICE}")])
+    assert bind1(ALICE, sock, 8080) == "OK"
+    assert bind1(BOB, sock, 8080) == "EACCES"
+
+
 @pytest.mark.parametrize("sock", ["sctp4", "sctp6"])
 def test_sctp_owned_ports_refused_to_others(po, sock):
     po.replace([rule(f"sctp/9899 uid={ALICE}"), rule(f"sctp/99 uid={ALICE}")])
