@@ -4,12 +4,13 @@
 #include <linux/objtool.h>
 
 #include "arch.h"
+#include "compat.h"
 
 asm(".text\n"
 	".type po_just_return, @function\n"
 	".globl po_just_return\n"
 	"po_just_return:\n"
-		ANNOTATE_NOENDBR
+		PO_ANNOTATE_NOENDBR
 		ASM_RET
 	".size po_just_return, .-po_just_return\n"
 );

@@ -19,6 +19,7 @@
 #include <net/genetlink.h>
 #include <net/sock.h>
 
+#include "compat.h"
 #include "po.h"
 
 static struct genl_family po_family;
@@ -330,8 +331,8 @@ static int po_stage_grow(struct po_stage *st, u32 more)
 		return 0;
 	size = max(size, 2 * st->size);
 	size = min_t(u32, size, PORTOWNERS_MAX_RULES);
-	rules = kvrealloc(st->rules, st->size * sizeof(*rules),
-			  size * sizeof(*rules), GFP_KERNEL_ACCOUNT);
+	rules = po_kvrealloc(st->rules, st->size * sizeof(*rules),
+			     size * sizeof(*rules), GFP_KERNEL_ACCOUNT);
 	if (!rules)
 		return -ENOMEM;
 	st->rules = rules;

@@ -7,6 +7,7 @@ docs/design.md). The module cannot see that; debugfs can.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 KPROBES = Path("/sys/kernel/debug/kprobes")
@@ -14,6 +15,10 @@ MODULES = Path("/sys/module")
 HOOKED = ("__inet_bind", "__inet6_bind")
 # In sctp.ko: probed while that module is loaded, and only then.
 SCTP_HOOK = "sctp_do_bind"
+# A probe at a function's entry is listed at +0x0, or at +0x4 on kernels built
+# with CONFIG_X86_KERNEL_IBT (Debian's 6.12 and later): there the kprobe sits
+# after the function's 4-byte ENDBR64, where it still runs before the body.
+ENTRY_OFFSETS = ("0x0", "0x4")
 
 
 def hooks_armed(kprobes: Path | None = None, modules: Path | None = None) -> bool | None:
@@ -29,7 +34,8 @@ def hooks_armed(kprobes: Path | None = None, modules: Path | None = None) -> boo
         return False
     hooked = [*HOOKED, SCTP_HOOK] if (modules / "sctp").exists() else list(HOOKED)
     for function in hooked:
-        probes = [line for line in listing if f" {function}+0x0 " in f"{line} "]
+        at_entry = re.compile(rf"\s{re.escape(function)}\+({'|'.join(ENTRY_OFFSETS)})\s")
+        probes = [line for line in listing if at_entry.search(f"{line} ")]
         if not any("[DISABLED]" not in p and "[GONE]" not in p for p in probes):
             return False
     return True

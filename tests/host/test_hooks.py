@@ -37,6 +37,29 @@ def test_sctp_probe_needed_only_while_sctp_is_loaded(tmp_path: Path) -> None:
     assert hooks_armed(kprobes(tmp_path, "1\n", LISTING + gone), mods) is False
 
 
+# CONFIG_X86_KERNEL_IBT (6.12, 7.2): entry probes sit after the ENDBR64.
+LISTING_IBT = LISTING.replace("+0x0 ", "+0x4 ")
+
+
+def test_armed_with_ibt(tmp_path: Path) -> None:
+    assert "+0x4 " in LISTING_IBT and "+0x0" not in LISTING_IBT
+    mods = modules(tmp_path)
+    assert hooks_armed(kprobes(tmp_path, "1\n", LISTING_IBT), mods) is True
+    disabled = LISTING_IBT.replace(
+        "__inet6_bind+0x4    [FTRACE]", "__inet6_bind+0x4    [DISABLED][FTRACE]"
+    )
+    assert hooks_armed(kprobes(tmp_path, "1\n", disabled), mods) is False
+    sctp_ibt = SCTP_LINE.replace("+0x0 ", "+0x4 ")
+    with_sctp = modules(tmp_path / "s", "sctp")
+    assert hooks_armed(kprobes(tmp_path, "1\n", LISTING_IBT + sctp_ibt), with_sctp) is True
+
+
+def test_probes_elsewhere_in_the_function_do_not_count(tmp_path: Path) -> None:
+    # Another tool's probe inside __inet_bind is not the module's entry hook.
+    elsewhere = LISTING.replace("__inet_bind+0x0 ", "__inet_bind+0x1c ")
+    assert hooks_armed(kprobes(tmp_path, "1\n", elsewhere), modules(tmp_path)) is False
+
+
 def test_kprobes_disabled_system_wide(tmp_path: Path) -> None:
     assert hooks_armed(kprobes(tmp_path, "0\n", LISTING), modules(tmp_path)) is False
 

@@ -24,7 +24,12 @@ SOCKS = {
     "mptcp": (socket.SOCK_STREAM, 262),
     "sctp": (socket.SOCK_STREAM, 132),
     "raw": (socket.SOCK_RAW, socket.IPPROTO_TCP),
+    # SMC over IPv4/IPv6 addresses: AF_SMC with SMCPROTO_SMC (0) or
+    # SMCPROTO_SMC6 (1), and since 6.11 AF_INET/AF_INET6 with IPPROTO_SMC.
+    "smc": (socket.SOCK_STREAM, 0),
+    "ipsmc": (socket.SOCK_STREAM, 256),
 }
+AF_SMC = 43
 libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -40,8 +45,11 @@ def try_bind(req: dict) -> str:
     kind, ver = req["sock"][:-1], req["sock"][-1]
     family = socket.AF_INET6 if ver == "6" else socket.AF_INET
     typ, proto = SOCKS[kind]
+    sock_family = family
+    if kind == "smc":
+        sock_family, proto = AF_SMC, 1 if ver == "6" else 0
     try:
-        s = socket.socket(family, typ, proto)
+        s = socket.socket(sock_family, typ, proto)
     except OSError as e:
         return "socket:" + errno.errorcode[e.errno]
     sa_family = req.get("family", family)

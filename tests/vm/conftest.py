@@ -7,8 +7,10 @@ netlink client, the same code the CLI uses.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -82,6 +84,39 @@ def bind1(uid: int | None, sock: str, port: int, **kw: Any) -> str:
         if key in kw:
             req[key] = kw.pop(key)
     return binds(uid, [req], **kw)[0]
+
+
+# Protocols some kernels leave out: binder.py's socket kind -> (name, socket
+# family or None for AF_INET/AF_INET6, type, protocol, or None for SMCPROTO_*).
+AF_SMC = 43
+OPTIONAL_PROTOCOLS: dict[str, tuple[str, int | None, int, int | None]] = {
+    "udplite": ("UDP-Lite", None, socket.SOCK_DGRAM, 136),
+    "smc": ("SMC (AF_SMC)", AF_SMC, socket.SOCK_STREAM, None),
+    "ipsmc": ("SMC over IPPROTO_SMC (6.11+)", None, socket.SOCK_STREAM, 256),
+}
+
+
+def skip_unless_kernel_has(sock: str) -> None:
+    """Skip, naming the kernel, when it cannot make sock's sockets at all.
+
+    7.2 has no UDP-Lite, and Debian's 7.2 no SMC: a test of them there is
+    skipped, not passed, and the skip says why. Only "no such protocol or
+    family" skips; any other error is raised.
+    """
+    kind, ver = sock[:-1], sock[-1]
+    name, sock_family, typ, proto = OPTIONAL_PROTOCOLS[kind]
+    family = sock_family or (socket.AF_INET6 if ver == "6" else socket.AF_INET)
+    if proto is None:
+        proto = 1 if ver == "6" else 0
+    try:
+        socket.socket(family, typ, proto).close()
+    except OSError as e:
+        if e.errno not in (errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT, errno.EAFNOSUPPORT):
+            raise
+        pytest.skip(
+            f"kernel {os.uname().release} has no {name}: "
+            f"socket({family}, {typ}, {proto}) fails {errno.errorcode[e.errno]}"
+        )
 
 
 def rule(spec: str) -> Rule:

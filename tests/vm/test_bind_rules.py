@@ -3,7 +3,18 @@
 from pathlib import Path
 
 import pytest
-from conftest import ALICE, BOB, CAROL, OTHERS, STAFF, bind1, binds, rule, set_root_exempt
+from conftest import (
+    ALICE,
+    BOB,
+    CAROL,
+    OTHERS,
+    STAFF,
+    bind1,
+    binds,
+    rule,
+    set_root_exempt,
+    skip_unless_kernel_has,
+)
 
 UNPRIV_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 
@@ -131,6 +142,7 @@ def test_unprivileged_port_start_still_rules_unowned_ports(po):
 
 @pytest.mark.parametrize("sock", ["udplite4", "udplite6"])
 def test_udp_rule_covers_udplite(po, sock):
+    skip_unless_kernel_has(sock)  # 7.2 has no UDP-Lite
     po.replace([rule(f"udp/53 uid={ALICE}"), rule(f"udp/8053 uid={ALICE}")])
     assert bind1(ALICE, sock, 53) == "OK"
     assert bind1(BOB, sock, 8053) == "EACCES"
@@ -145,6 +157,16 @@ def test_tcp_rule_covers_mptcp(po, sock):
     assert bind1(BOB, sock, 80) == "EACCES"
     assert bind1(BOB, sock, 8080) == "EACCES"
     assert bind1(ALICE, sock, 8080) == "OK"
+
+
+@pytest.mark.parametrize("sock", ["smc4", "smc6", "ipsmc4", "ipsmc6"])
+def test_tcp_rule_covers_smc(po, sock):
+    # SMC binds its internal TCP socket with kernel_bind(); __inet_bind()
+    # decides it (tests/vm/test_routes.py has the route in full).
+    skip_unless_kernel_has(sock)  # Debian's 7.2 has no SMC; 6.1 no IPPROTO_SMC
+    po.replace([rule(f"tcp/8080 uid={ALICE}")])
+    assert bind1(ALICE, sock, 8080) == "OK"
+    assert bind1(BOB, sock, 8080) == "EACCES"
 
 
 @pytest.mark.parametrize("sock", ["sctp4", "sctp6"])

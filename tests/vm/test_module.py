@@ -16,6 +16,8 @@ from conftest import (
     unload_module,
 )
 
+from portctl.hooks import ENTRY_OFFSETS
+
 
 def test_probes_are_armed_on_the_bind_functions(module):
     debugfs = Path("/sys/kernel/debug")
@@ -23,8 +25,10 @@ def test_probes_are_armed_on_the_bind_functions(module):
         subprocess.run(["mount", "-t", "debugfs", "none", str(debugfs)], check=True)
     listing = (debugfs / "kprobes" / "list").read_text()
     assert Path("/sys/module/sctp").exists()  # vm/guest loads it
+    # At the entry: +0x0, or +0x4 past ENDBR64 on IBT kernels (6.12, 7.2).
+    offsets = "|".join(ENTRY_OFFSETS)
     for fn in ("__inet_bind", "__inet6_bind", "sctp_do_bind"):
-        assert re.search(rf"\b{fn}\+0x0\s.*\[FTRACE\]", listing), listing
+        assert re.search(rf"\b{fn}\+({offsets})\s.*\[FTRACE\]", listing), listing
     # One decision per bind: nothing at the LSM hook any more.
     assert "security_socket_bind" not in listing
     assert "[DISABLED]" not in listing

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Every difference between the kernels portowners builds for, in one place:
+ * Debian 12's 6.1 (and its PREEMPT_RT flavour), 6.12 and 7.2. Each entry
+ * names the kernel change it follows: the version and what changed.
+ */
+#ifndef _PO_COMPAT_H
+#define _PO_COMPAT_H
+
+#include <linux/objtool.h>
+#include <linux/slab.h>
+#include <linux/version.h>
+
+/*
+ * 6.12, "mm: kvmalloc: align kvrealloc() with krealloc()": kvrealloc() lost
+ * its old-size argument, kvrealloc(p, size, flags); the allocator knows the
+ * old size itself.
+ */
+#if KERNEL_VERSION(6, 12, 0) <= LINUX_VERSION_CODE
+#define po_kvrealloc(p, oldsize, newsize, flags) kvrealloc(p, newsize, flags)
+#else
+#define po_kvrealloc(p, oldsize, newsize, flags) \
+	kvrealloc(p, oldsize, newsize, flags)
+#endif
+
+/*
+ * 6.15, "objtool: Generic annotation infrastructure": ANNOTATE_NOENDBR became
+ * ASM_ANNOTATE(ANNOTYPE_NOENDBR), which no longer ends with a newline, so an
+ * asm() string that goes on after it must end the line itself. An empty line
+ * is harmless on the older kernels, so this needs no version test.
+ */
+#define PO_ANNOTATE_NOENDBR ANNOTATE_NOENDBR "\n"
+
+#endif /* _PO_COMPAT_H */
