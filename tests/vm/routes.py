@@ -16,6 +16,10 @@ ops:
   sctp_caps {"v6": bool, "port": N, "then": N}: bind an SCTP socket to port,
           then report the task's effective capabilities and the outcome of a
           second SCTP bind to "then", in the same process.
+  uring_bind {"v6": bool, "port": N, "mode": "inline" | "async" | "sqpoll"}:
+          a TCP socket bound by io_uring's IORING_OP_BIND (6.11+), submitted
+          inline, with IOSQE_ASYNC (an io-wq worker binds it) or on an
+          IORING_SETUP_SQPOLL ring (the ring's kernel thread binds it).
   freebind_race {"port": N, "addr": A, "tries": N}: one process binds a TCP
           socket to the non-local address A while a forked process flips
           IP_FREEBIND on the same socket; counts each outcome, stops at the
@@ -161,11 +165,74 @@ def freebind_race(req: dict) -> dict:
     return counts
 
 
+# io_uring by hand (no liburing in the guest): include/uapi/linux/io_uring.h.
+NR_IO_URING_SETUP, NR_IO_URING_ENTER = 425, 426
+IORING_OP_BIND = 56
+IOSQE_ASYNC = 1 << 4
+IORING_SETUP_SQPOLL = 1 << 1
+IORING_ENTER_GETEVENTS, IORING_ENTER_SQ_WAKEUP = 1, 2
+IORING_SQ_NEED_WAKEUP = 1
+IORING_OFF_SQ_RING, IORING_OFF_CQ_RING, IORING_OFF_SQES = 0, 0x8000000, 0x10000000
+
+
+def uring_bind(req: dict) -> str:
+    import mmap
+
+    family = socket.AF_INET6 if req["v6"] else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    sa = sockaddr("::" if req["v6"] else "0.0.0.0", req["port"])
+    addr = ctypes.create_string_buffer(sa, len(sa))
+    params = ctypes.create_string_buffer(120)
+    sqpoll = req["mode"] == "sqpoll"
+    if sqpoll:
+        struct.pack_into("=I", params, 8, IORING_SETUP_SQPOLL)
+        struct.pack_into("=I", params, 16, 2000)  # sq_thread_idle, ms
+    fd = libc.syscall(NR_IO_URING_SETUP, ctypes.c_uint(4), params)
+    if fd < 0:
+        return "setup:" + errno.errorcode[ctypes.get_errno()]
+    sq_entries, cq_entries = struct.unpack_from("=II", params, 0)
+    _, sq_tail, sq_mask, _, sq_flags, _, sq_array = struct.unpack_from("=7I", params, 40)
+    cq_head, cq_tail, cq_mask, _, _, cq_cqes = struct.unpack_from("=6I", params, 80)
+    prot = mmap.PROT_READ | mmap.PROT_WRITE
+    sq = mmap.mmap(fd, sq_array + 4 * sq_entries, mmap.MAP_SHARED, prot, offset=IORING_OFF_SQ_RING)
+    cq = mmap.mmap(fd, cq_cqes + 16 * cq_entries, mmap.MAP_SHARED, prot, offset=IORING_OFF_CQ_RING)
+    sqes = mmap.mmap(fd, 64 * sq_entries, mmap.MAP_SHARED, prot, offset=IORING_OFF_SQES)
+    tail = struct.unpack_from("=I", sq, sq_tail)[0]
+    i = tail & struct.unpack_from("=I", sq, sq_mask)[0]
+    flags = IOSQE_ASYNC if req["mode"] == "async" else 0
+    # opcode, flags, ioprio, fd, addr2 (addrlen), addr, len, op flags, user_data, ...
+    sqe = (IORING_OP_BIND, flags, 0, s.fileno(), len(sa), ctypes.addressof(addr), 0, 0, 7)
+    struct.pack_into("=BBHiQQIIQHHiQQ", sqes, 64 * i, *sqe, 0, 0, 0, 0, 0)
+    struct.pack_into("=I", sq, sq_array + 4 * i, i)
+    struct.pack_into("=I", sq, sq_tail, tail + 1)
+    enter = libc.syscall
+    if sqpoll:
+        if struct.unpack_from("=I", sq, sq_flags)[0] & IORING_SQ_NEED_WAKEUP:
+            enter(NR_IO_URING_ENTER, fd, 0, 0, IORING_ENTER_SQ_WAKEUP, None, 0)
+        rc = enter(NR_IO_URING_ENTER, fd, 0, 1, IORING_ENTER_GETEVENTS, None, 0)
+    else:
+        rc = enter(NR_IO_URING_ENTER, fd, 1, 1, IORING_ENTER_GETEVENTS, None, 0)
+    if rc < 0:
+        return "enter:" + errno.errorcode[ctypes.get_errno()]
+    head = struct.unpack_from("=I", cq, cq_head)[0]
+    if head == struct.unpack_from("=I", cq, cq_tail)[0]:
+        return "no completion"
+    j = head & struct.unpack_from("=I", cq, cq_mask)[0]
+    user_data, res, _ = struct.unpack_from("=QiI", cq, cq_cqes + 16 * j)
+    assert user_data == 7
+    for m in (sq, cq, sqes):
+        m.close()
+    os.close(fd)
+    s.close()
+    return "OK" if res == 0 else errno.errorcode[-res]
+
+
 OPS = {
     "smc": smc,
     "rxrpc": rxrpc,
     "bindx": bindx,
     "sctp_caps": sctp_caps,
     "freebind_race": freebind_race,
+    "uring_bind": uring_bind,
 }
 print(json.dumps([OPS[r["op"]](r) for r in json.loads(sys.argv[1])]))

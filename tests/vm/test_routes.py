@@ -151,12 +151,23 @@ def test_container_root_is_a_user_in_a_namespace_it_does_not_own(po):
     assert binds_as_container_root(ALICE, [{"sock": "sctp4", "port": 99}]) == ["EACCES"]
 
 
-def test_io_uring_bind_absent_before_6_11():
+@pytest.mark.parametrize("mode", ["inline", "async", "sqpoll"])
+def test_io_uring_bind_is_decided(po, mode):
     """IORING_OP_BIND (Linux 6.11) reaches __inet_bind() through inet_bind().
 
-    On a kernel that has it, it is decided like bind(2); Debian 12's 6.1 lacks it.
+    Inline in the task, in an io-wq worker (IOSQE_ASYNC) or in the ring's
+    SQPOLL thread: each runs with the submitter's credentials, and is decided
+    as the submitter's bind(2). Debian 12's 6.1 has no IORING_OP_BIND.
     """
     major, minor = (int(x) for x in KERNEL.split(".")[:2])
     if (major, minor) < (6, 11):
         pytest.skip(f"kernel {KERNEL} has no IORING_OP_BIND (6.11+): route absent")
-    pytest.fail(f"kernel {KERNEL} has IORING_OP_BIND: write its test")
+    disabled = Path("/proc/sys/kernel/io_uring_disabled")
+    assert not disabled.exists() or disabled.read_text().strip() == "0"
+    reqs = [{"op": "uring_bind", "v6": v6, "port": p, "mode": mode}
+            for p in (8181, 8080, 80) for v6 in (False, True)]
+    assert routes(BOB, reqs[:2]) == ["OK", "OK"]  # the route takes a port
+    po.replace([rule(f"tcp/8080 uid={ALICE}"), rule(f"tcp/80 uid={ALICE}")])
+    assert routes(BOB, reqs[2:]) == ["EACCES"] * 4
+    assert routes(ALICE, reqs[2:]) == ["OK"] * 4  # granted below 1024 too
+    assert routes(None, reqs[2:4]) == ["OK", "OK"]
