@@ -10,6 +10,8 @@
 #include <linux/ptrace.h>
 #include <asm/ibt.h>
 
+#include "compat.h"
+
 #ifndef CONFIG_X86_64
 #error "portowners: the bind hooks have glue for x86-64 only so far"
 #endif
@@ -54,7 +56,7 @@ static inline void *po_kprobe_function(const struct kprobe *kp)
 	unsigned long addr = (unsigned long)kp->addr;
 
 	if (IS_ENABLED(CONFIG_X86_KERNEL_IBT) &&
-	    is_endbr(*(u32 *)(addr - ENDBR_INSN_SIZE)))
+	    po_is_endbr(*(u32 *)(addr - ENDBR_INSN_SIZE)))
 		addr -= ENDBR_INSN_SIZE;
 	return (void *)addr;
 }

@@ -31,4 +31,17 @@
  */
 #define PO_ANNOTATE_NOENDBR ANNOTATE_NOENDBR "\n"
 
+/*
+ * 6.15, the FineIBT-BHI rework of arch/x86/include/asm/ibt.h: is_endbr()
+ * became an out-of-line is_endbr(u32 *) that reads the instruction itself,
+ * and the test of a value it used to be is now the inline __is_endbr(u32).
+ * Debian's 6.12 has the old one, its 7.2 the new (the version is upstream's,
+ * read from its history, not checked on a 6.15 build).
+ */
+#if KERNEL_VERSION(6, 15, 0) <= LINUX_VERSION_CODE
+#define po_is_endbr(insn) __is_endbr(insn)
+#else
+#define po_is_endbr(insn) is_endbr(insn)
+#endif
+
 #endif /* _PO_COMPAT_H */
