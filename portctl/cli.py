@@ -25,7 +25,7 @@ from portctl.ports import PortsError, merge_ranges, parse_ports, range_text, sub
 UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 CHECK_MAX_PORTS = 4096
 """Most ports one `portctl check` asks the kernel about."""
-REPLACE_TRIES = 5
+REPLACE_TRIES = 10
 """Times a read-modify-replace of the kernel table is tried (see edit_table)."""
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -90,8 +90,9 @@ def edit_table(client: KernelClient, change: Callable[[list[Rule]], list[Rule]])
             client.replace(change(current), expect_generation=generation)
             return
         except netlink.TableChanged:
-            # Back off a little, by chance, so two writers stop colliding.
-            time.sleep(random.uniform(0, 0.02 * (attempt + 1)))
+            # Back off by chance, longer each time (up to 2 s), so two
+            # writers stop colliding even on a slow, busy machine.
+            time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
     raise netlink.PortownersError(
         f"another writer changed the port table while portctl was changing it, "
         f"{REPLACE_TRIES} times in a row: gave up"
