@@ -1,7 +1,10 @@
 """Host tests: no kernel needed (the kernel is tested in tests/vm, in a VM)."""
 
 import pytest
+from fakekernel import FakeKernel
 from hypothesis import settings
+
+from portctl import cli
 
 # Shared, noisy machines: a property test is about its answers, never its speed.
 settings.register_profile("portowners", deadline=None, print_blob=True)
@@ -30,3 +33,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             "installed what they need: " + ", ".join(_skipped),
             red=True,
         )
+
+
+@pytest.fixture
+def kernel(monkeypatch: pytest.MonkeyPatch) -> FakeKernel:
+    """portctl's CLI talking to an in-memory fake of the module."""
+    k = FakeKernel()
+    monkeypatch.setattr(cli, "client_factory", k.factory)
+    monkeypatch.setattr(cli, "unprivileged_port_start", lambda: 1024)
+    monkeypatch.delenv("PORTOWNERS_FILE", raising=False)
+    return k

@@ -5,7 +5,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
+
+from click.testing import CliRunner, Result
 
 from portctl import netlink
 from portctl.model import PortRange, Rule
@@ -110,3 +113,22 @@ class FakeClient:
                 )
                 return netlink.CheckResult("grant" if mine else "deny", r)
         return netlink.CheckResult("pass", None)
+
+
+def run_portctl(table: Path, *args: str) -> Result:
+    """portctl --file TABLE ARGS..., in-process."""
+    from portctl import cli
+
+    return CliRunner().invoke(cli.cli, ["--file", str(table), *args], prog_name="portctl")
+
+
+def complete(words: str) -> str:
+    """What portctl's bash completion offers for the last of words."""
+    from portctl import cli
+
+    env = {
+        "_PORTCTL_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    return CliRunner().invoke(cli.cli, [], prog_name="portctl", env=env).stdout

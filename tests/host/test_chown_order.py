@@ -5,24 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-from fakekernel import FakeKernel
+from click.testing import CliRunner
+from fakekernel import FakeKernel, complete, run_portctl
 
 from portctl import cli, names
 from portctl.model import Rule
 
-
-@pytest.fixture
-def kernel(monkeypatch: pytest.MonkeyPatch) -> FakeKernel:
-    k = FakeKernel()
-    monkeypatch.setattr(cli, "client_factory", k.factory)
-    monkeypatch.setattr(cli, "unprivileged_port_start", lambda: 1024)
-    monkeypatch.delenv("PORTOWNERS_FILE", raising=False)
-    return k
-
-
-def run(table: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli.cli, ["--file", str(table), *args], prog_name="portctl")
+run = run_portctl
 
 
 EXPECTED = [Rule("tcp", 80, 80, uid=0), Rule("tcp", 443, 443, uid=0), Rule("udp", 53, 53, uid=0)]
@@ -91,15 +80,6 @@ def test_help_shows_both_orders() -> None:
     assert r.exit_code == 0
     assert "OWNER PORTS... | PORTS... OWNER" in r.output
     assert "`chown udp/53" in r.output
-
-
-def complete(words: str) -> str:
-    env = {
-        "_PORTCTL_COMPLETE": "bash_complete",
-        "COMP_WORDS": words,
-        "COMP_CWORD": str(len(words.split()) - 1),
-    }
-    return CliRunner().invoke(cli.cli, [], prog_name="portctl", env=env).stdout
 
 
 def test_completion_offers_ports_after_the_owner_and_owners_after_ports() -> None:

@@ -9,20 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from fakekernel import FakeKernel
+from click.testing import CliRunner
+from fakekernel import FakeKernel, complete, run_portctl
 
 from portctl import cli
 from portctl.model import Rule
-
-
-@pytest.fixture
-def kernel(monkeypatch: pytest.MonkeyPatch) -> FakeKernel:
-    k = FakeKernel()
-    monkeypatch.setattr(cli, "client_factory", k.factory)
-    monkeypatch.setattr(cli, "unprivileged_port_start", lambda: 1024)
-    monkeypatch.delenv("PORTOWNERS_FILE", raising=False)
-    return k
 
 
 @pytest.fixture
@@ -30,8 +21,7 @@ def table(tmp_path: Path) -> Path:
     return tmp_path / "portowners"
 
 
-def run(table: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli.cli, ["--file", str(table), *args], prog_name="portctl")
+run = run_portctl
 
 
 def test_chown_changes_kernel_and_file(kernel: FakeKernel, table: Path) -> None:
@@ -305,16 +295,6 @@ def test_help_documents_exit_codes() -> None:
     r = CliRunner().invoke(cli.cli, ["--help"])
     assert r.exit_code == 0
     assert "Exit status" in r.stdout and "_PORTCTL_COMPLETE=bash_source" in r.stdout
-
-
-def complete(words: str) -> str:
-    """What bash completion offers for the last of words."""
-    env = {
-        "_PORTCTL_COMPLETE": "bash_complete",
-        "COMP_WORDS": words,
-        "COMP_CWORD": str(len(words.split()) - 1),
-    }
-    return CliRunner().invoke(cli.cli, [], prog_name="portctl", env=env).stdout
 
 
 def test_completion(kernel: FakeKernel) -> None:
