@@ -18,6 +18,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/ftrace.h>
+#include <linux/hash.h>
 #include <linux/in.h>
 #include <linux/in6.h>
 #include <linux/kprobes.h>
@@ -75,27 +76,34 @@ static const char *const po_proto_names[PO_NPROTO] = {
 	[PO_TCP] = "tcp", [PO_UDP] = "udp", [PO_SCTP] = "sctp",
 };
 
-static DEFINE_RATELIMIT_STATE(po_log_rs, DEFAULT_RATELIMIT_INTERVAL,
-			      DEFAULT_RATELIMIT_BURST);
-
-static void po_log_denial(const struct po_rule *r, u16 port)
+/*
+ * "portowners: denied tcp/8080 to uid 1001 (nginx[812]) in net:[4026531840]:
+ * owned by uid 1000". The task name is the user's to choose (PR_SET_NAME):
+ * it is escaped, so a newline in it cannot forge a line of its own. The
+ * namespace is named as ls -l /proc/PID/ns/net names it.
+ */
+static void po_log_denial(struct po_net *pn, const struct net *net,
+			  const struct po_rule *r, u16 port)
 {
 	const struct cred *cred = current_cred();
+	uid_t uid = from_kuid(&init_user_ns, cred->euid);
+	char comm[TASK_COMM_LEN];
 	char owner[32] = "";
 	int n = 0;
 
-	if (!__ratelimit(&po_log_rs))
+	if (!__ratelimit(&pn->log_rs[hash_32(uid, PO_LOG_BUCKETS_BITS)]))
 		return;
+	/* Not get_task_comm(): its task_lock() may sleep on PREEMPT_RT. */
+	strscpy(comm, current->comm, sizeof(comm));
 	if (r->owner & PO_OWNER_UID)
 		n = scnprintf(owner, sizeof(owner), " uid %u",
 			      from_kuid(&init_user_ns, r->uid));
 	if (r->owner & PO_OWNER_GID)
 		scnprintf(owner + n, sizeof(owner) - n, " gid %u",
 			  from_kgid(&init_user_ns, r->gid));
-	pr_notice("denied %s/%u to uid %u (%s[%d]): owned by%s\n",
-		  po_proto_names[r->proto], port,
-		  from_kuid(&init_user_ns, cred->euid), current->comm,
-		  task_pid_nr(current), owner);
+	pr_notice("denied %s/%u to uid %u (%*pE[%d]) in net:[%u]: owned by%s\n",
+		  po_proto_names[r->proto], port, uid, (int)strlen(comm), comm,
+		  task_pid_nr(current), net->ns.inum, owner);
 }
 
 /*
@@ -110,18 +118,27 @@ static enum portowners_verdict po_judge(struct sock *sk, int proto, u16 port)
 	const struct po_rule *rule;
 	struct po_subject who;
 	struct po_net *pn = po_net(net);
+	const struct po_table *t;
 
-	po_current_subject(&who);
 	rcu_read_lock();
-	verdict = po_decide(rcu_dereference(pn->table), proto, port, &who,
-			    &rule);
+	t = rcu_dereference(pn->table);
+	/*
+	 * This namespace's own fast exit: po_rules_anywhere only says that
+	 * some namespace has rules.
+	 */
+	if (!t->count) {
+		rcu_read_unlock();
+		return PORTOWNERS_VERDICT_PASS;
+	}
+	po_current_subject(&who);
+	verdict = po_decide(t, proto, port, &who, &rule);
 	if (verdict == PORTOWNERS_VERDICT_DENY) {
 		if (READ_ONCE(po_root_exempt) &&
 		    ns_capable_noaudit(net->user_ns, CAP_NET_BIND_SERVICE)) {
 			verdict = PORTOWNERS_VERDICT_PASS;
 		} else {
 			this_cpu_inc(pn->stats->denied);
-			po_log_denial(rule, port);
+			po_log_denial(pn, net, rule, port);
 		}
 	}
 	rcu_read_unlock();

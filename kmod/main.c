@@ -41,9 +41,12 @@ MODULE_PARM_DESC(stage_timeout,
 static int __net_init po_net_init(struct net *net)
 {
 	struct po_net *pn = po_net(net);
-	int err;
+	int err, i;
 
 	mutex_init(&pn->lock);
+	for (i = 0; i < ARRAY_SIZE(pn->log_rs); i++)
+		ratelimit_state_init(&pn->log_rs[i], DEFAULT_RATELIMIT_INTERVAL,
+				     DEFAULT_RATELIMIT_BURST);
 	INIT_DELAYED_WORK(&pn->stage_timeout, po_stage_timeout_work);
 	pn->userns_bound = net->user_ns != &init_user_ns;
 	pn->stats = alloc_percpu(struct po_stats);

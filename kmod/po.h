@@ -5,6 +5,7 @@
 #include <linux/cred.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
+#include <linux/ratelimit.h>
 #include <linux/rcupdate.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
@@ -75,6 +76,13 @@ struct po_stage {
 	struct po_rule *rules;
 };
 
+/*
+ * Denials are logged under a rate limit per namespace and, within it, per
+ * bucket of uids: one user refused in a loop spends only his own bucket's
+ * burst, not the log lines of everyone else's denials.
+ */
+#define PO_LOG_BUCKETS_BITS 3
+
 struct po_net {
 	struct po_table __rcu *table;	/* never NULL while the netns lives */
 	struct mutex lock;		/* this namespace's writers and stage */
@@ -83,6 +91,7 @@ struct po_net {
 	struct delayed_work stage_timeout;	/* drops an idle stage */
 	bool userns_bound;		/* owned by a user namespace other than init's */
 	struct po_stats __percpu *stats;
+	struct ratelimit_state log_rs[1 << PO_LOG_BUCKETS_BITS];
 };
 
 extern unsigned int po_net_id;

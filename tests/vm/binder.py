@@ -5,7 +5,7 @@ through libc's bind(2) with a hand-made sockaddr, so tests can also send the
 malformed ones (short length, wrong family) the kernel must judge.
 
 argv[1]: JSON list of {"sock": "tcp4", "port": 80, "addr": "...",
-"family": N, "len": N, "repeat": N}; prints a JSON list with, for each
+"family": N, "len": N, "repeat": N, "comm": "name"}; prints a JSON list with, for each
 request, "OK" or an errno name, or with "repeat" a count of each outcome.
 """
 
@@ -66,6 +66,8 @@ def try_bind(req: dict) -> str:
 
 
 def run(req: dict) -> object:
+    if "comm" in req:  # the task name the kernel log shows (PR_SET_NAME)
+        libc.prctl(15, req["comm"].encode(), 0, 0, 0)
     if "repeat" not in req:
         return try_bind(req)
     counts: dict[str, int] = {}

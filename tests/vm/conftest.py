@@ -80,7 +80,7 @@ def binds(uid: int | None, reqs: Sequence[dict[str, Any]], **kw: Any) -> list[st
 def bind1(uid: int | None, sock: str, port: int, **kw: Any) -> str:
     """One bind of a fresh socket of kind sock ("tcp4", "udp6", ...)."""
     req: dict[str, Any] = {"sock": sock, "port": port}
-    for key in ("addr", "family", "len", "v6only"):
+    for key in ("addr", "family", "len", "v6only", "comm", "repeat"):
         if key in kw:
             req[key] = kw.pop(key)
     return binds(uid, [req], **kw)[0]

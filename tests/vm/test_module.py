@@ -1,5 +1,6 @@
 """What the module shows the administrator: probes, log lines, counters."""
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 from conftest import (
     ALICE,
     BOB,
+    CAROL,
     MODULE,
     STAFF,
     bind1,
@@ -17,6 +19,9 @@ from conftest import (
 )
 
 from portctl.hooks import ENTRY_OFFSETS
+from portctl.netlink import Client
+
+NETNS = os.stat("/proc/self/ns/net").st_ino
 
 
 def test_probes_are_armed_on_the_bind_functions(module):
@@ -53,9 +58,10 @@ def test_denial_logged_and_counted(po):
     after = po.status()
     assert after.denied == before.denied + 3
     assert after.granted == before.granted + 2
-    log = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
+    log = dmesg()
     assert re.search(
-        rf"portowners: denied tcp/8080 to uid {BOB} \(python3\[\d+\]\): owned by uid {ALICE}$",
+        rf"portowners: denied tcp/8080 to uid {BOB} \(python3\[\d+\]\) in net:\[{NETNS}\]: "
+        rf"owned by uid {ALICE}$",
         log,
         re.M,
     ), log
@@ -63,6 +69,38 @@ def test_denial_logged_and_counted(po):
         rf"denied tcp/8081 to uid {BOB} .*: owned by uid {ALICE} gid {STAFF}$", log, re.M
     )
     assert re.search(rf"denied tcp/8082 to uid {BOB} .*: owned by gid {STAFF}$", log, re.M)
+
+
+def dmesg() -> str:
+    return subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
+
+
+def test_denial_log_escapes_the_task_name(po):
+    po.replace([rule(f"tcp/8080 uid={ALICE}")])
+    subprocess.run(["dmesg", "--clear"], check=True)
+    # A task names itself (PR_SET_NAME, 15 bytes) to forge a log line.
+    assert bind1(BOB, "tcp4", 8080, comm="x\nportowners: X") == "EACCES"
+    log = dmesg()
+    assert not re.search(r"^(\[[ \d.]+\] )?portowners: X", log, re.M), log
+    assert re.search(rf"denied tcp/8080 to uid {BOB} \(x\\nportowners: X\[\d+\]\) ", log), log
+
+
+def test_one_user_cannot_spend_the_log_of_others(module):
+    # A fresh module: rate-limit states from earlier tests start over.
+    unload_module()
+    load_module()
+    with Client() as client:
+        client.replace([rule(f"tcp/8080 uid={ALICE}")])
+        subprocess.run(["dmesg", "--clear"], check=True)
+        # CAROL and BOB fall in different uid buckets of the rate limit.
+        flood = bind1(CAROL, "tcp4", 8080, comm="flood", repeat=40)
+        assert bind1(BOB, "tcp4", 8080, comm="victim") == "EACCES"
+        client.flush()
+    assert flood == {"EACCES": 40}
+    log = dmesg()
+    assert re.search(rf"denied tcp/8080 to uid {BOB} \(victim\[\d+\]\) ", log), log
+    # ...and the flood itself is still rate-limited (a burst of 10 in 5 s).
+    assert 1 <= log.count("(flood[") <= 10, log
 
 
 def test_status_reports_version_and_settings(po):

@@ -1,6 +1,8 @@
 """One table per network namespace; ids cross netlink in the caller's user namespace."""
 
 import json
+import os
+import re
 import subprocess
 from collections.abc import Iterator
 
@@ -89,3 +91,18 @@ def test_ids_read_from_another_user_namespace_are_mapped(po):
     # ALICE's namespace maps only her own uid (to 0): BOB shows as overflow.
     seen = client_as(ALICE, prefix=["unshare", "--user", "--map-root-user"])
     assert [r["uid"] for r in seen["rules"]] == [0, 65534]
+
+
+def test_denial_log_names_the_namespace(po, netns):
+    a, _ = netns
+    client_as(None, rule(f"tcp/8080 uid={ALICE}"), netns=a)
+    subprocess.run(["dmesg", "--clear"], check=True)
+    assert bind1(BOB, "tcp4", 8080, netns=a) == "EACCES"
+    inode = os.stat(f"/run/netns/{a}").st_ino  # as ls -l /proc/PID/ns/net shows it
+    log = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
+    assert re.search(
+        rf"denied tcp/8080 to uid {BOB} \(python3\[\d+\]\) in net:\[{inode}\]: "
+        rf"owned by uid {ALICE}$",
+        log,
+        re.M,
+    ), log
