@@ -8,6 +8,7 @@ non-zero status. No timing is asserted: the figures are reported, not judged.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -18,6 +19,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(os.environ.get("PORTOWNERS_REPO", "/run/portowners"))
@@ -74,10 +76,10 @@ def rmmod() -> None:
     subprocess.run(["rmmod", "portowners"], check=True)
 
 
-def nullprobe_loaded() -> int:
-    """How many empty kprobes bench/nullprobe has in place (0: not loaded)."""
-    param = Path("/sys/module/nullprobe/parameters/probes")
-    return int(param.read_text()) if param.exists() else 0
+def nullprobe_loaded() -> str:
+    """bench/nullprobe's mode ("kprobe", "ftrace"), or "" when not loaded."""
+    param = Path("/sys/module/nullprobe/parameters/mode")
+    return param.read_text().strip() if param.exists() else ""
 
 
 # For comparison: a cgroup-BPF bind4 program, the other way to act on
@@ -126,17 +128,18 @@ def bpf_detach() -> None:
 
 
 def modules(want: str) -> None:
-    """Get to one of: nothing loaded, "null1"/"null3" (bench/nullprobe with
-    that many probes), "portowners", "bpf" (the cgroup-BPF program)."""
+    """Get to one of: nothing loaded, "null-kprobe"/"null-ftrace"
+    (bench/nullprobe in that mode), "portowners", "bpf" (the cgroup-BPF
+    program)."""
     if _bpf and want != "bpf":
         bpf_detach()
     have_null = nullprobe_loaded()
-    if have_null and want != f"null{have_null}":
+    if have_null and want != f"null-{have_null}":
         subprocess.run(["rmmod", "nullprobe"], check=True)
     if module_loaded() and want != "portowners":
         rmmod()
     if want.startswith("null") and not nullprobe_loaded():
-        subprocess.run(["insmod", str(NULLPROBE), f"probes={want[4:]}"], check=True)
+        subprocess.run(["insmod", str(NULLPROBE), f"mode={want[5:]}"], check=True)
     if want == "portowners" and not module_loaded():
         insmod()
     if want == "bpf" and not _bpf:
@@ -340,14 +343,38 @@ def setup_authbind() -> None:
 
 # The configurations of part 1, in the order a round visits them, what is
 # loaded in each, and how they are named in the report.
-CONFIGS = ["unloaded", "bpf", "null1", "null3", "empty", "1 rule", "65536 rules"]
-LOADED = {"unloaded": "", "bpf": "bpf", "null1": "null1", "null3": "null3", "empty": "portowners",
-          "1 rule": "portowners", "65536 rules": "portowners"}
+CONFIGS = ["unloaded", "bpf", "null-kprobe", "null-ftrace", "empty", "1 rule", "65536 rules",
+           "65536 elsewhere"]
+LOADED = {"unloaded": "", "bpf": "bpf", "null-kprobe": "null-kprobe",
+          "null-ftrace": "null-ftrace", "empty": "portowners", "1 rule": "portowners",
+          "65536 rules": "portowners", "65536 elsewhere": "portowners"}
 NAMES = {"unloaded": "no module", "bpf": "cgroup-BPF bind4 (for scale)",
-         "null1": "1 kprobe, empty handler", "null3": "3 kprobes, empty handlers",
+         "null-kprobe": "kprobe, empty handler", "null-ftrace": "ftrace_ops, empty handler",
+         "65536 elsewhere": "65536 rules, other netns only",
          "empty": "portowners, empty table",
          "1 rule": "portowners, 1 rule", "65536 rules": "portowners, 65536 rules"}
-RULES = {"empty": 0, "1 rule": 1, "65536 rules": 65536}
+RULES = {"empty": 0, "1 rule": 1, "65536 rules": 65536, "65536 elsewhere": 0}
+# The namespace that holds the 65,536 rules of "65536 elsewhere": binds in
+# the initial one, whose table is empty, take that namespace's fast exit.
+OTHER_NS = "po-bench-other"
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def in_netns(name: str) -> Iterator[None]:
+    """Run the body in network namespace name (sockets made there stay)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    there = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if libc.setns(there, CLONE_NEWNET):
+            raise SystemExit(f"bench: FAILED: setns {name}: {os.strerror(ctypes.get_errno())}")
+        yield
+    finally:
+        if libc.setns(home, CLONE_NEWNET):
+            raise SystemExit("bench: FAILED: cannot return to the initial network namespace")
+        os.close(home)
+        os.close(there)
 
 
 def median_ratio(num: list[float], den: list[float]) -> float:
@@ -360,9 +387,10 @@ def main() -> int:
     Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").write_text("1024")
     setup_authbind()
     enter_cgroup()
+    subprocess.run(["ip", "netns", "add", OTHER_NS], check=True)
     info = machine()
     log(f"machine: {json.dumps(info)}")
-    for state in ("portowners", "null3", ""):
+    for state in ("portowners", "null-kprobe", ""):
         modules(state)
         if state:
             log(f"kprobes of {state}: " + "; ".join(kprobes(state)))
@@ -382,7 +410,7 @@ def main() -> int:
         for proto in ("tcp", "udp"):
             record(config, f"{proto}/{PORT} unowned",
                    bindloop(USER, proto, PORT, N_BIND, "ok"))
-        if config.startswith("null") or config == "bpf":
+        if config.startswith("null") or config in ("bpf", "65536 elsewhere"):
             pass
         elif config == "unloaded":
             record(config, f"udp/{PRIV} root",
@@ -409,10 +437,19 @@ def main() -> int:
         for config in order:
             modules(LOADED[config])
             if config in RULES:
+                with in_netns(OTHER_NS):
+                    if config == "65536 elsewhere":
+                        big.send()
+                    with Client() as c:
+                        if config != "65536 elsewhere":
+                            c.flush()
+                        elsewhere = c.status().rule_count
+                if elsewhere != (65536 if config == "65536 elsewhere" else 0):
+                    raise SystemExit(f"bench: FAILED: {OTHER_NS} has {elsewhere} rules")
                 if config == "65536 rules":
                     loads.append(big.send())
                 with Client() as c:
-                    if config == "empty":
+                    if config in ("empty", "65536 elsewhere"):
                         c.flush()
                     elif config == "1 rule":
                         c.replace(one)
@@ -477,6 +514,12 @@ def main() -> int:
     cells = [f"{median_ratio(t('65536 rules', w), t('1 rule', w)):6.3f}x"
              for w in (f"tcp/{PORT} unowned", f"udp/{PORT} unowned")]
     lines.append(f"   {'65536 rules vs 1 rule':28} {'':8} {cells[0]} {'':8} {cells[1]}")
+    cells = [f"{median_ratio(t('65536 elsewhere', w), t('empty', w)):6.3f}x"
+             for w in (f"tcp/{PORT} unowned", f"udp/{PORT} unowned")]
+    lines.append(f"   {'rules elsewhere vs none':28} {'':8} {cells[0]} {'':8} {cells[1]}")
+    cells = [f"{median_ratio(t('null-ftrace', w), t('null-kprobe', w)):6.3f}x"
+             for w in (f"tcp/{PORT} unowned", f"udp/{PORT} unowned")]
+    lines.append(f"   {'ftrace_ops vs kprobe (empty)':28} {'':8} {cells[0]} {'':8} {cells[1]}")
     root = t("unloaded", f"udp/{PRIV} root")
     g1 = t("1 rule", f"udp/{PRIV} granted")
     g64 = t("65536 rules", f"udp/{PRIV} granted")
