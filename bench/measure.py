@@ -239,11 +239,12 @@ def timed_replace(client: Client, rules: list[Rule]) -> tuple[float, float]:
     return t1 - t0, c1.system - c0.system
 
 
-# A REPLACE encoded once and sent as raw generic netlink: the rounds reload
-# the 65,536-rule table each time, and portctl's client (pyroute2) spends
-# about a minute per load encoding it under emulation. Same messages as
-# portctl.netlink.Client.replace (kmod/uapi/portowners.h); the sweep of part
-# 4 times the real client too.
+# A REPLACE encoded once and sent as raw generic netlink: what a load costs
+# with no client around it (nearly all kernel time). The same messages as
+# portctl.netlink.Client.replace, byte for byte after the netlink header
+# (tests/host/test_encode.py checks it), packed independently here; the sweep
+# of part 4 times portctl's client against them, and the rounds use them to
+# reload the 65,536-rule table.
 NLA_F_NESTED = 0x8000
 CMD_REPLACE, A_RULE, A_FLAGS, A_OFFSET = 2, 2, 3, 4
 R_PROTO, R_LO, R_HI, R_UID, R_GID, R_ANY = 1, 2, 3, 4, 5, 6
@@ -460,9 +461,11 @@ def main() -> int:
     modules("")
     t_rounds = time.monotonic() - t_start
 
-    # Part 4: loading tables of growing size, time and kernel memory. The
-    # first load of each size goes through portctl's client, the others
-    # through the pre-encoded messages (nearly all kernel time).
+    # Part 4: loading tables of growing size, time and kernel memory. Each
+    # repeat loads every size twice, through portctl's client (encoding
+    # included) and pre-encoded, each into an emptied and settled table, the
+    # two in turns (which goes first alternates between repeats); kernel
+    # memory is read around the first of the two.
     log("table loads")
     insmod()
     sweep: dict[int, list[dict[str, float]]] = {}
@@ -470,24 +473,28 @@ def main() -> int:
         for rep in range(LOAD_REPEATS):
             for n in LOAD_SIZES:
                 rules = around(n)
-                raw = RawReplace(rules) if rep else None
-                c.flush()
-                settle()
-                before, vm0 = kernel_bytes(), vmalloc_bytes()
-                c0 = os.times()
-                wall = raw.send() if raw else timed_replace(c, rules)[0]
-                c1 = os.times()
-                settle()
-                after, vm1 = kernel_bytes(), vmalloc_bytes()
-                if c.status().rule_count != n:
-                    raise SystemExit(f"bench: FAILED: table of {n} rules not loaded")
-                row = {"client": 0.0 if raw else 1.0, "wall": wall,
-                       "sys": c1.system - c0.system, "mem": after - before,
-                       "vmalloc": vm1 - vm0}
-                sweep.setdefault(n, []).append(row)
-                log(f"  {n:6} rules ({'raw' if raw else 'portctl'}): {wall * 1000:8.1f} ms wall, "
-                    f"{row['sys'] * 1000:7.1f} ms sys, charged {row['mem'] / 1024:+8.1f} KiB "
-                    f"(vmalloc {row['vmalloc'] / 1024:+.0f} KiB)")
+                raw = RawReplace(rules)
+                ways = ("portctl", "raw") if rep % 2 == 0 else ("raw", "portctl")
+                for way in ways:
+                    c.flush()
+                    settle()
+                    before, vm0 = kernel_bytes(), vmalloc_bytes()
+                    c0 = os.times()
+                    wall = raw.send() if way == "raw" else timed_replace(c, rules)[0]
+                    c1 = os.times()
+                    row = {"client": float(way == "portctl"), "wall": wall,
+                           "sys": c1.system - c0.system}
+                    if way == ways[0]:
+                        settle()
+                        row["mem"] = kernel_bytes() - before
+                        row["vmalloc"] = vmalloc_bytes() - vm0
+                    if c.status().rule_count != n:
+                        raise SystemExit(f"bench: FAILED: table of {n} rules not loaded")
+                    sweep.setdefault(n, []).append(row)
+                    mem = (f", charged {row['mem'] / 1024:+8.1f} KiB "
+                           f"(vmalloc {row['vmalloc'] / 1024:+.0f} KiB)" if "mem" in row else "")
+                    log(f"  {n:6} rules ({way}): {wall * 1000:8.1f} ms wall, "
+                        f"{row['sys'] * 1000:7.1f} ms sys{mem}")
         c.flush()
     rmmod()
 
@@ -537,11 +544,14 @@ def main() -> int:
               f"{median_ratio(ab, root):5.0f}x root, "
               f"{median_ratio(ab, g1):5.0f}x portowners (1 rule)"]
     lines += ["",
-              "4. loading a table: REPLACE through portctl's client (wall, of which system",
-              "   CPU), and pre-encoded (wall: nearly all kernel); kernel memory charged to",
-              f"   the loader's memcg (slab_unreclaimable + vmalloc, median of {LOAD_REPEATS});",
-              "   the table's size (48 + 16 B/rule) and what the kernel allocates for it",
-              f"   {'rules':>6} {'portctl ms':>11} {'sys ms':>7} {'kernel ms':>10}"
+              "4. loading a table: REPLACE through portctl's client, encoding included",
+              "   (wall, of which system CPU), and the same messages pre-encoded (wall:",
+              "   nearly all kernel), each into an empty table; x = portctl / pre-encoded",
+              f"   within a repeat; median of {LOAD_REPEATS}. Kernel memory charged to the "
+              "loader's memcg",
+              "   (slab_unreclaimable + vmalloc); the table's size (48 + 16 B/rule) and",
+              "   what the kernel allocates for it",
+              f"   {'rules':>6} {'portctl ms':>11} {'sys ms':>7} {'kernel ms':>10} {'x':>6}"
               f" {'charged KiB':>12} {'B/rule':>7} {'table B':>9} {'alloc KiB':>10}"]
     for n in LOAD_SIZES:
         rows = sweep[n]
@@ -549,13 +559,14 @@ def main() -> int:
         raw = [r for r in rows if not r["client"]]
         wall = statistics.median(r["wall"] for r in client) * 1000
         sys_ms = statistics.median(r["sys"] for r in client) * 1000
-        kern = statistics.median(r["wall"] for r in raw) * 1000 if raw else float("nan")
-        mem = statistics.median(r["mem"] for r in rows)
-        vm = statistics.median(r["vmalloc"] for r in rows)
+        kern = statistics.median(r["wall"] for r in raw) * 1000
+        ratio = median_ratio([r["wall"] for r in client], [r["wall"] for r in raw])
+        mem = statistics.median(r["mem"] for r in rows if "mem" in r)
+        vm = statistics.median(r["vmalloc"] for r in rows if "vmalloc" in r)
         size = 48 + 16 * n
         alloc = vm if vm > 0 else kmalloc_size(size)
-        lines.append(f"   {n:6} {wall:11.0f} {sys_ms:7.0f} {kern:10.1f} {mem / 1024:12.1f}"
-                     f" {mem / n:7.1f} {size:9} {alloc / 1024:10.0f}"
+        lines.append(f"   {n:6} {wall:11.0f} {sys_ms:7.0f} {kern:10.1f} {ratio:5.2f}x"
+                     f" {mem / 1024:12.1f} {mem / n:7.1f} {size:9} {alloc / 1024:10.0f}"
                      + ("  vmalloc" if vm > 0 else "  kmalloc"))
     if loads:
         lines.append(f"   65536 rules, pre-encoded, in the rounds: "

@@ -168,12 +168,12 @@ def test_an_older_module_is_named_not_a_bare_kernel_message() -> None:
 
     client = netlink.Client.__new__(netlink.Client)  # no socket
 
-    def request(cmd: int, attrs: list[Any], flags: int = 0) -> list[Any]:
-        if any(a[0] == "PORTOWNERS_A_EXPECT_GENERATION" for a in attrs):
+    def send(msg: Any, flags: int = 0) -> list[Any]:
+        if any(a[0] == "PORTOWNERS_A_EXPECT_GENERATION" for a in msg["attrs"]):
             raise netlink.KernelRejected("Unknown attribute type", errno.EINVAL)
         return []
 
-    client._request = request  # type: ignore[method-assign]
+    client._send = send  # type: ignore[method-assign]
     with pytest.raises(netlink.PortownersError, match="module is older than this portctl"):
         client.replace([A], expect_generation=3)
     client.replace([A])  # unconditional: fine with any module
