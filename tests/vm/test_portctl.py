@@ -117,17 +117,6 @@ def test_check_agrees_with_real_binds(table: Path):
         assert (said.returncode == 0) == all(r == "OK" for r in real)
 
 
-# Files portctl load must refuse whole (tests/host/test_config_fuzz.py finds
-# more on the host): (contents, the line the first error names).
-BAD_FILES = [
-    (b"tcp/80 po-alice\n\xff\xfe po-bob\n", 2),  # not UTF-8
-    (b"tcp/80 po-alice\rtcp/81 po-bob\n", 1),  # a lone CR is no line break
-    (b"# ok\r\ntcp/1-100 po-alice\r\ntcp/50 po-bob\r\n", 3),  # overlap, CRLF
-    (b"tcp/80 po-alice\x00\n", 1),
-    (b"udp/" + b"1," * 20000 + b"0 po-alice\n", 1),  # one long line, one bad port
-]
-
-
 def test_load_of_a_bad_file_changes_nothing(table: Path, po):
     table.write_text("tcp/8080 po-alice\nudp/53 po-named\n")
     assert portctl("load", str(table)).returncode == 0
@@ -141,13 +130,14 @@ def test_load_of_a_bad_file_changes_nothing(table: Path, po):
     assert "nosuchuser" in out.stderr and "tcp/80" in out.stderr
     assert po.table() == before  # the same generation, the same rules
     assert user_bind("po-bob", 8080) == "EACCES"
-    for raw, line in BAD_FILES:
-        bad.write_bytes(raw)
-        out = portctl("load", str(bad))
-        assert out.returncode == 1, (raw[:40], out.stdout, out.stderr)
-        assert f"{bad}:{line}: " in out.stderr, (raw[:40], out.stderr)
-        assert "nothing changed" in out.stderr and "Traceback" not in out.stderr
-        assert po.table() == before, raw[:40]
+    # Not UTF-8, and a lone CR, which is no line break (tests/host/
+    # test_config_fuzz.py throws many more at the parser, on the host).
+    bad.write_bytes(b"tcp/80 po-alice\rtcp/81 po-bob\n\xff\xfe po-bob\n")
+    out = portctl("load", str(bad))
+    assert out.returncode == 1
+    assert f"{bad}:1: too many fields" in out.stderr and f"{bad}:2: " in out.stderr
+    assert "nothing changed" in out.stderr and "Traceback" not in out.stderr
+    assert po.table() == before
 
 
 def test_unprivileged_chown_refused_clearly(table: Path, po):
