@@ -217,7 +217,10 @@ def parse(text: str, path: str = "<string>") -> list[Rule]:
 def read_document(path: str, missing_ok: bool = True) -> Document:
     """Read and parse ``path``; a missing file is an empty table if ``missing_ok``."""
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        # newline="": lines end at "\n" only (parse_document drops a "\r"
+        # before it), so FILE:LINE counts lines as grep -n and editors do; a
+        # lone "\r" is no line break.
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
             text = f.read()
     except FileNotFoundError:
         if missing_ok:

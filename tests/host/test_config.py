@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -45,6 +47,26 @@ def test_empty_and_comments_only() -> None:
 
 def test_crlf_lines() -> None:
     assert config.parse("tcp/80 root\r\n") == [Rule("tcp", 80, 80, uid=0)]
+
+
+def test_lone_cr_is_no_line_break(tmp_path: Path) -> None:
+    # Found by test_config_fuzz.py: the file was read with universal
+    # newlines, so a lone "\r" counted as a line break, and FILE:LINE named
+    # line 2 of a file that grep -n and editors show as one line.
+    path = tmp_path / "portowners"
+    path.write_bytes(b"tcp/80 root\rbad\n")
+    with pytest.raises(config.ConfigError) as info:
+        config.read_document(str(path))
+    assert [m.split(": ")[0] for m in info.value.messages] == [f"{path}:1"]
+    assert "too many fields" in info.value.messages[0]
+    path.write_bytes(b"tcp/80 root\r\nbad\r\n")  # CRLF lines stay lines
+    with pytest.raises(config.ConfigError) as info:
+        config.read_document(str(path))
+    assert info.value.messages == [
+        f"{path}:2: missing owner after `bad`: expected `PROTO/PORTS OWNER`, e.g. `tcp/80 www-data`"
+    ]
+    path.write_bytes(b"tcp/80 root\r\n")
+    assert config.read_document(str(path)).rules() == [Rule("tcp", 80, 80, uid=0)]
 
 
 def errors_of(text: str, path: str = "F") -> list[str]:

@@ -152,6 +152,22 @@ def po(module: None) -> Iterator[Client]:
         client.flush()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # tests/vm/test_netlink_fuzz.py; vm/run passes its arguments to pytest:
+    # vm/run -k fuzz --fuzz-count=100000 --fuzz-seed=7 (docs/testing.md).
+    parser.addoption(
+        "--fuzz-count",
+        type=int,
+        default=int(os.environ.get("PORTOWNERS_FUZZ_COUNT", "0")) or None,
+        help="netlink fuzz: datagrams in all (default: CI's count; env PORTOWNERS_FUZZ_COUNT)",
+    )
+    parser.addoption(
+        "--fuzz-seed",
+        default=os.environ.get("PORTOWNERS_FUZZ_SEED"),
+        help="netlink fuzz: seed, or 'random' (default: CI's; env PORTOWNERS_FUZZ_SEED)",
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _sysctl_defaults() -> Iterator[None]:
     path = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
