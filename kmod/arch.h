@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The architecture glue of the bind hooks, all of it: reading and changing
- * a probed function's arguments at its entry, and making it return at once.
+ * a hooked function's arguments at its entry, and making it return at once.
+ * The registers are those ftrace saves at a function's entry without
+ * FTRACE_OPS_FL_SAVE_REGS (x86-64 has DYNAMIC_FTRACE_WITH_ARGS): the
+ * argument registers, %rax, the instruction pointer and the stack pointer,
+ * all of which ftrace_caller restores from them, as livepatch relies on.
  */
 #ifndef _PO_ARCH_H
 #define _PO_ARCH_H
 
-#include <linux/kprobes.h>
+#include <linux/ftrace.h>
 #include <linux/ptrace.h>
 #include <asm/ibt.h>
 
@@ -15,8 +19,14 @@
 #ifndef CONFIG_X86_64
 #error "portowners: the bind hooks have glue for x86-64 only so far"
 #endif
+#ifndef CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS
+#error "portowners: the bind hooks need DYNAMIC_FTRACE_WITH_ARGS (x86-64 has it since 5.11)"
+#endif
 
-/* A function that only returns; a probe points the probed call at it. */
+/* No FTRACE_OPS_FL_SAVE_REGS: po_fregs_regs() has all the hooks use. */
+#define PO_FTRACE_FL_REGS 0
+
+/* A function that only returns; a denial points the hooked call at it. */
 void po_just_return(void);
 
 static inline unsigned long po_arg(struct pt_regs *regs, unsigned int n)
@@ -31,8 +41,8 @@ static inline void po_set_arg4(struct pt_regs *regs, unsigned long val)
 }
 
 /*
- * Make the probed function return rc without running, as
- * bpf_override_return() does; the kprobe pre-handler then returns 1.
+ * Make the hooked function return rc without running, as
+ * bpf_override_return() does.
  */
 static inline void po_override_return(struct pt_regs *regs, long rc)
 {
@@ -41,24 +51,25 @@ static inline void po_override_return(struct pt_regs *regs, long rc)
 }
 
 /*
- * Make the probed function's call run fn instead, with the same arguments
- * and return address, as a livepatch redirect does; the pre-handler then
- * returns 1. fn must have the probed function's prototype.
+ * Make the hooked function's call run fn instead, with the same arguments
+ * and return address, as a livepatch redirect does. fn must have the
+ * hooked function's prototype.
  */
 static inline void po_redirect(struct pt_regs *regs, void *fn)
 {
 	instruction_pointer_set(regs, (unsigned long)fn);
 }
 
-/* The function a probe at its entry sits on (kprobes skips an ENDBR). */
-static inline void *po_kprobe_function(const struct kprobe *kp)
+/*
+ * The start of the function whose ftrace site is at ip: on IBT kernels the
+ * site follows an ENDBR64, which an indirect call must land on.
+ */
+static inline void *po_function_start(unsigned long ip)
 {
-	unsigned long addr = (unsigned long)kp->addr;
-
 	if (IS_ENABLED(CONFIG_X86_KERNEL_IBT) &&
-	    po_is_endbr(*(u32 *)(addr - ENDBR_INSN_SIZE)))
-		addr -= ENDBR_INSN_SIZE;
-	return (void *)addr;
+	    po_is_endbr(*(u32 *)(ip - ENDBR_INSN_SIZE)))
+		ip -= ENDBR_INSN_SIZE;
+	return (void *)ip;
 }
 
 #endif /* _PO_ARCH_H */

@@ -7,6 +7,7 @@
 #ifndef _PO_COMPAT_H
 #define _PO_COMPAT_H
 
+#include <linux/ftrace.h>
 #include <linux/objtool.h>
 #include <linux/slab.h>
 #include <linux/version.h>
@@ -42,6 +43,18 @@
 #define po_is_endbr(insn) __is_endbr(insn)
 #else
 #define po_is_endbr(insn) is_endbr(insn)
+#endif
+
+/*
+ * The saved registers of an ftrace_regs: its layout became private to the
+ * architecture, behind arch_ftrace_regs(), in 6.13 ("ftrace: Consolidate
+ * ftrace_regs accessor functions for archs using pt_regs"; Debian's 6.12
+ * has it backported), so test for the accessor itself.
+ */
+#ifdef arch_ftrace_regs
+#define po_fregs_regs(fregs) (&arch_ftrace_regs(fregs)->regs)
+#else
+#define po_fregs_regs(fregs) (&(fregs)->regs)
 #endif
 
 #endif /* _PO_COMPAT_H */

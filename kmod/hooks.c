@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The bind hooks. Loadable modules cannot register LSM hooks, so kprobes do
- * the work (docs/design.md says why these and not others), one decision per
- * bind, in one handler that both denies and grants:
+ * The bind hooks. Loadable modules cannot register LSM hooks, so ftrace does
+ * the work, as livepatch uses it: an ftrace_ops with IPMODIFY at the entry of
+ * each function below (docs/design.md says why these and why not kprobes),
+ * one decision per bind, in one handler that both denies and grants:
  *
  * - __inet_bind() and __inet6_bind(), which every TCP, MPTCP, UDP and
  *   UDP-Lite bind reaches, from bind(2) or kernel_bind(): a denial makes the
@@ -12,8 +13,8 @@
  *   reach: a denial as above; a grant below ip_unprivileged_port_start runs
  *   the call with the capability raised in this task's credentials only.
  *
- * Handlers run with preemption disabled: they take no lock, allocate
- * nothing, and decide under rcu_read_lock().
+ * Handlers run with preemption disabled (ftrace's recursion guard): they
+ * take no lock, allocate nothing, and decide under rcu_read_lock().
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -21,7 +22,6 @@
 #include <linux/hash.h>
 #include <linux/in.h>
 #include <linux/in6.h>
-#include <linux/kprobes.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/notifier.h>
@@ -190,8 +190,11 @@ static u16 po_inet_port(const struct sock *sk, const struct sockaddr *uaddr,
  * function return -EACCES at once; a grant sets the switch a cgroup bind
  * program sets, BIND_NO_CAP_NET_BIND_SERVICE, so no credentials are touched.
  */
-static int po_inet_bind_pre(struct kprobe *p, struct pt_regs *regs)
+static void notrace po_inet_bind_hook(unsigned long ip, unsigned long parent_ip,
+				      struct ftrace_ops *op,
+				      struct ftrace_regs *fregs)
 {
+	struct pt_regs *regs = po_fregs_regs(fregs);
 	struct sock *sk = (struct sock *)po_arg(regs, 0);
 	struct sockaddr *uaddr = (struct sockaddr *)po_arg(regs, 1);
 	int addrlen = (int)po_arg(regs, 2);
@@ -206,28 +209,26 @@ static int po_inet_bind_pre(struct kprobe *p, struct pt_regs *regs)
 	 */
 	if (!READ_ONCE(po_rules_anywhere) || current->flags & PF_KTHREAD ||
 	    flags & BIND_FROM_BPF)
-		return 0;
+		return;
 	proto = po_sock_proto(sk);
 	if (proto < 0)
-		return 0;
+		return;
 	port = po_inet_port(sk, uaddr, addrlen);
 	if (!port)
-		return 0;
+		return;
 
 	switch (po_judge(sk, proto, port)) {
 	case PORTOWNERS_VERDICT_DENY:
 		po_override_return(regs, -EACCES);
-		return 1;
+		break;
 	case PORTOWNERS_VERDICT_GRANT:
 		po_count_grant(sk);
 		po_set_arg4(regs, flags | BIND_NO_CAP_NET_BIND_SERVICE);
-		return 0;
+		break;
 	default:
-		return 0;
+		break;
 	}
 }
-
-NOKPROBE_SYMBOL(po_inet_bind_pre);
 
 /*
  * SCTP. bind(2) and sctp_bindx() (SCTP_SOCKOPT_BINDX_ADD), for each address
@@ -273,13 +274,13 @@ static u16 po_sctp_port(struct sock *sk, const union sctp_addr *addr, int len)
 /*
  * A bind of an SCTP port the table grants, below ip_unprivileged_port_start,
  * by a task without CAP_NET_BIND_SERVICE: sctp_do_bind() checks the
- * capability itself, with no flag to set. Its probe sends the call here
+ * capability itself, with no flag to set. Its hook sends the call here
  * instead, in the task's own context (sleeping allowed, the socket still
  * locked by the caller), and this runs the real sctp_do_bind() with the
  * capability raised in an override of this task's credentials only, then
  * reverts it and the PF_SUPERPRIV mark the passing check sets: nothing is
  * left changed after the call. The nested call meets
- * the probe again, which lets it through because the capability is now
+ * the hook again, which lets it through because the capability is now
  * raised, so this never recurses.
  */
 static int po_sctp_bind_granted(struct sock *sk, union sctp_addr *addr,
@@ -319,62 +320,92 @@ out:
 }
 
 /* sctp_do_bind(struct sock *sk, union sctp_addr *addr, int len) */
-static int po_sctp_bind_pre(struct kprobe *p, struct pt_regs *regs)
+static void notrace po_sctp_bind_hook(unsigned long ip, unsigned long parent_ip,
+				      struct ftrace_ops *op,
+				      struct ftrace_regs *fregs)
 {
+	struct pt_regs *regs = po_fregs_regs(fregs);
 	struct sock *sk = (struct sock *)po_arg(regs, 0);
 	const union sctp_addr *addr = (const union sctp_addr *)po_arg(regs, 1);
 	int len = (int)po_arg(regs, 2);
 	u16 port;
 
 	if (!READ_ONCE(po_rules_anywhere) || current->flags & PF_KTHREAD)
-		return 0;
+		return;
 	port = po_sctp_port(sk, addr, len);
 	if (!port)
-		return 0;
+		return;
 
 	switch (po_judge(sk, PO_SCTP, port)) {
 	case PORTOWNERS_VERDICT_DENY:
 		po_override_return(regs, -EACCES);
-		return 1;
+		break;
 	case PORTOWNERS_VERDICT_GRANT:
 		if (inet_port_requires_bind_service(sock_net(sk), port) &&
 		    !cap_raised(current_cred()->cap_effective,
 				CAP_NET_BIND_SERVICE)) {
 			/*
-			 * Counted by the nested call. Not before the probe's
-			 * function is known (just after it is armed): then
-			 * the owner is refused, as without the module.
+			 * Counted by the nested call, which calls the
+			 * function from its start (ip is past an ENDBR64).
+			 * Set here, while the hook is surely registered: it
+			 * is cleared only after the hook is gone.
 			 */
-			if (!READ_ONCE(po_sctp_do_bind))
-				return 0;
+			WRITE_ONCE(po_sctp_do_bind, po_function_start(ip));
 			po_redirect(regs, po_sctp_bind_granted);
-			return 1;
+			break;
 		}
 		po_count_grant(sk);
-		return 0;
+		break;
 	default:
-		return 0;
+		break;
 	}
 }
 
-NOKPROBE_SYMBOL(po_sctp_bind_pre);
+/*
+ * IPMODIFY: the handlers change where the function goes on (a denial, an
+ * SCTP grant), and at most one ftrace_ops per function may, so no other
+ * one (a livepatch of the function, say) can silently undo them: it is
+ * refused instead. PERMANENT: `sysctl kernel.ftrace_enabled=0` would switch
+ * the hooks off, failing open; while they are registered it fails with
+ * EBUSY, and the module does not load while it is 0. Without
+ * FTRACE_OPS_FL_RECURSION, ftrace guards the handlers against recursion,
+ * with preemption disabled.
+ */
+#define PO_FTRACE_FLAGS \
+	(FTRACE_OPS_FL_IPMODIFY | FTRACE_OPS_FL_PERMANENT | PO_FTRACE_FL_REGS)
 
-static struct kprobe po_probes[] = {
-	{ .symbol_name = "__inet_bind", .pre_handler = po_inet_bind_pre },
-	{ .symbol_name = "__inet6_bind", .pre_handler = po_inet_bind_pre },
+static struct ftrace_ops po_inet_ops = {
+	.func = po_inet_bind_hook,
+	.flags = PO_FTRACE_FLAGS,
 };
+
+static const char *const po_inet_functions[] = { "__inet_bind", "__inet6_bind" };
 
 /*
  * sctp_do_bind() is in sctp.ko, which may load after this module and unload
- * before it: its probe is armed when sctp comes and disarmed when it goes,
+ * before it: its hook is armed when sctp comes and disarmed when it goes,
  * under po_sctp_lock. If it cannot be armed, sctp does not load (fail
  * closed), as this module does not load when sctp is there and cannot be
  * hooked.
  */
 static DEFINE_MUTEX(po_sctp_lock);
 static bool po_sctp_armed;
-static struct kprobe po_sctp_probe;
 
+static struct ftrace_ops po_sctp_ops = {
+	.func = po_sctp_bind_hook,
+	.flags = PO_FTRACE_FLAGS,
+};
+
+/* ftrace_set_filter() takes a writable name. */
+static int po_set_filter(struct ftrace_ops *ops, const char *function)
+{
+	char name[KSYM_NAME_LEN];
+
+	strscpy(name, function, sizeof(name));
+	return ftrace_set_filter(ops, name, strlen(name), 0);
+}
+
+/* -EINVAL: no function of that name (sctp is not there). */
 static int po_sctp_arm(void)
 {
 	int err;
@@ -382,13 +413,13 @@ static int po_sctp_arm(void)
 	lockdep_assert_held(&po_sctp_lock);
 	if (po_sctp_armed)
 		return 0;
-	memset(&po_sctp_probe, 0, sizeof(po_sctp_probe));
-	po_sctp_probe.symbol_name = "sctp:sctp_do_bind";
-	po_sctp_probe.pre_handler = po_sctp_bind_pre;
-	err = register_kprobe(&po_sctp_probe);
-	if (err)
+	err = po_set_filter(&po_sctp_ops, "sctp_do_bind");
+	if (!err)
+		err = register_ftrace_function(&po_sctp_ops);
+	if (err) {
+		ftrace_free_filter(&po_sctp_ops);
 		return err;
-	WRITE_ONCE(po_sctp_do_bind, po_kprobe_function(&po_sctp_probe));
+	}
 	po_sctp_armed = true;
 	return 0;
 }
@@ -399,7 +430,8 @@ static void po_sctp_disarm(void)
 	if (!po_sctp_armed)
 		return;
 	/* Waits for running handlers; a redirected task holds a reference. */
-	unregister_kprobe(&po_sctp_probe);
+	unregister_ftrace_function(&po_sctp_ops);
+	ftrace_free_filter(&po_sctp_ops);
 	WRITE_ONCE(po_sctp_do_bind, NULL);
 	po_sctp_armed = false;
 }
@@ -416,7 +448,7 @@ static int po_module_notify(struct notifier_block *nb, unsigned long action,
 	if (action == MODULE_STATE_COMING) {
 		err = po_sctp_arm();
 		if (err)
-			pr_err("cannot probe sctp_do_bind (error %d): refusing to let sctp load\n",
+			pr_err("cannot hook sctp_do_bind (error %d): refusing to let sctp load\n",
 			       err);
 	} else if (action == MODULE_STATE_GOING) {
 		po_sctp_disarm();
@@ -441,7 +473,7 @@ static int __init po_sctp_init(void)
 	mutex_lock(&po_sctp_lock);
 	err = po_sctp_arm();
 	mutex_unlock(&po_sctp_lock);
-	if (err == -ENOENT) {
+	if (err == -EINVAL) {
 		/* No sctp_do_bind: fine unless sctp itself is live. */
 		live = __symbol_get("sctp_do_peeloff");
 		if (!live)
@@ -449,7 +481,7 @@ static int __init po_sctp_init(void)
 		__symbol_put("sctp_do_peeloff");
 	}
 	if (err) {
-		pr_err("cannot probe sctp_do_bind (error %d): not loading\n",
+		pr_err("cannot hook sctp_do_bind (error %d): not loading\n",
 		       err);
 		unregister_module_notifier(&po_module_nb);
 	}
@@ -464,87 +496,43 @@ static void po_sctp_exit(void)
 	mutex_unlock(&po_sctp_lock);
 }
 
-/*
- * The probes sit at function entries, so they run on ftrace, and
- * `sysctl kernel.ftrace_enabled=0` would switch them off: the hooks would
- * fail open. A permanent ftrace_ops, as livepatch registers, makes that
- * sysctl fail with EBUSY while the module is loaded. It traces only
- * po_ftrace_anchor(), which nothing calls, so it costs no bind anything.
- */
-static noinline void __used po_ftrace_anchor(void)
-{
-	barrier();
-}
-
-static void po_ftrace_nop(unsigned long ip, unsigned long parent_ip,
-			  struct ftrace_ops *op, struct ftrace_regs *fregs)
-{
-}
-
-static struct ftrace_ops po_pin_ops = {
-	.func = po_ftrace_nop,
-	.flags = FTRACE_OPS_FL_PERMANENT,
-};
-
-static int __init po_pin_ftrace(void)
-{
-	int err;
-
-	err = ftrace_set_filter_ip(&po_pin_ops, (unsigned long)po_ftrace_anchor,
-				   0, 0);
-	if (!err)
-		err = register_ftrace_function(&po_pin_ops);
-	if (err == -EBUSY)
-		pr_err("kernel.ftrace_enabled is 0, so the bind hooks could not run: not loading\n");
-	else if (err)
-		pr_err("cannot pin ftrace on (error %d): not loading\n", err);
-	if (err)
-		ftrace_free_filter(&po_pin_ops);
-	return err;
-}
-
-static void po_unpin_ftrace(void)
-{
-	unregister_ftrace_function(&po_pin_ops);
-	ftrace_free_filter(&po_pin_ops);
-}
-
 int __init po_hooks_init(void)
 {
 	int i, err;
 
-	err = po_pin_ftrace();
-	if (err)
-		return err;
-	for (i = 0; i < ARRAY_SIZE(po_probes); i++) {
-		err = register_kprobe(&po_probes[i]);
+	for (i = 0; i < ARRAY_SIZE(po_inet_functions); i++) {
+		err = po_set_filter(&po_inet_ops, po_inet_functions[i]);
 		if (err) {
 			/* Fail closed: half the hooks would enforce half the rules. */
-			pr_err("cannot probe %s (error %d): not loading\n",
-			       po_probes[i].symbol_name, err);
-			goto unwind;
+			pr_err("cannot hook %s (error %d): not loading\n",
+			       po_inet_functions[i], err);
+			goto free_filter;
 		}
+	}
+	err = register_ftrace_function(&po_inet_ops);
+	if (err) {
+		if (err == -EBUSY)
+			pr_err("kernel.ftrace_enabled is 0, so the bind hooks could not run: not loading\n");
+		else
+			pr_err("cannot hook the bind functions (error %d): not loading\n",
+			       err);
+		goto free_filter;
 	}
 	err = po_sctp_init();
 	if (!err)
 		return 0;
-unwind:
-	while (i--)
-		unregister_kprobe(&po_probes[i]);
+	unregister_ftrace_function(&po_inet_ops);
 	synchronize_rcu_tasks();
-	po_unpin_ftrace();
+free_filter:
+	ftrace_free_filter(&po_inet_ops);
 	return err;
 }
 
 void po_hooks_exit(void)
 {
-	struct kprobe *kps[ARRAY_SIZE(po_probes)];
-	int i;
-
 	po_sctp_exit();
-	for (i = 0; i < ARRAY_SIZE(po_probes); i++)
-		kps[i] = &po_probes[i];
-	unregister_kprobes(kps, ARRAY_SIZE(kps));
+	unregister_ftrace_function(&po_inet_ops);
+	ftrace_free_filter(&po_inet_ops);
 	/*
 	 * A task sent to po_just_return() or po_sctp_bind_granted() may be
 	 * preempted before it runs it; wait until every task has passed a
@@ -553,5 +541,4 @@ void po_hooks_exit(void)
 	 * reference before anything in it can sleep.)
 	 */
 	synchronize_rcu_tasks();
-	po_unpin_ftrace();
 }

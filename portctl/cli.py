@@ -725,8 +725,9 @@ def status(ctx: click.Context, as_json: bool, file_override: str | None) -> None
 
 HOOK_STATES = {
     True: "armed",
-    False: "DISARMED: owned ports are not enforced (/sys/kernel/debug/kprobes/enabled)",
-    None: "unknown (run as root with debugfs mounted to tell)",
+    False: "DISARMED: owned ports are not enforced "
+    "(the bind functions are not hooked: see /sys/kernel/tracing/enabled_functions)",
+    None: "unknown (run as root, with tracefs or debugfs mounted, to tell)",
 }
 
 

@@ -1,8 +1,10 @@
-"""Whether the module's bind hooks are live, as far as debugfs tells.
+"""Whether the module's bind hooks are live, as the kernel lists them.
 
-The hooks are kprobes: `echo 0 > /sys/kernel/debug/kprobes/enabled` disarms
-every kprobe in the system, and owned ports are then not enforced (see
-docs/design.md). The module cannot see that; debugfs can.
+The hooks are ftrace_ops with IPMODIFY at the entry of each hooked function
+(docs/design.md). tracefs's enabled_functions lists every function with a
+callback attached, and flags "I" where one may change where the function
+goes on: at most one ftrace_ops per function may, so while the module is
+loaded that one is its hook.
 """
 
 from __future__ import annotations
@@ -10,32 +12,39 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-KPROBES = Path("/sys/kernel/debug/kprobes")
+# tracefs is mounted at /sys/kernel/tracing, and shows inside debugfs too.
+TRACEFS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 MODULES = Path("/sys/module")
 HOOKED = ("__inet_bind", "__inet6_bind")
-# In sctp.ko: probed while that module is loaded, and only then.
+# In sctp.ko: hooked while that module is loaded, and only then.
 SCTP_HOOK = "sctp_do_bind"
-# A probe at a function's entry is listed at +0x0, or at +0x4 on kernels built
-# with CONFIG_X86_KERNEL_IBT (Debian's 6.12 and later): there the kprobe sits
-# after the function's 4-byte ENDBR64, where it still runs before the body.
-ENTRY_OFFSETS = ("0x0", "0x4")
 
 
-def hooks_armed(kprobes: Path | None = None, modules: Path | None = None) -> bool | None:
-    """True if armed, False if not, None if debugfs cannot tell (not mounted, not root)."""
-    kprobes = KPROBES if kprobes is None else kprobes
+def ipmodify_functions(listing: str) -> set[str]:
+    """The functions enabled_functions lists with the I (IPMODIFY) flag.
+
+    A line is "NAME [MODULE] (COUNT) FLAGS<tab>tramp: ...": the flags are
+    single letters, each after a space, before the tab.
+    """
+    found = set()
+    for line in listing.splitlines():
+        m = re.match(r"(\S+)(?: \[\w+\])? \((\d+)\)([^\t]*)", line)
+        if m and int(m.group(2)) > 0 and "I" in m.group(3).split():
+            found.add(m.group(1))
+    return found
+
+
+def hooks_armed(tracefs: Path | None = None, modules: Path | None = None) -> bool | None:
+    """True if armed, False if not, None if tracefs cannot tell (not mounted, not root)."""
     modules = MODULES if modules is None else modules
-    try:
-        enabled = (kprobes / "enabled").read_text().strip()
-        listing = (kprobes / "list").read_text().splitlines()
-    except OSError:
+    listing = None
+    for directory in (tracefs,) if tracefs is not None else TRACEFS:
+        try:
+            listing = (directory / "enabled_functions").read_text()
+            break
+        except OSError:
+            continue
+    if listing is None:
         return None
-    if enabled != "1":
-        return False
     hooked = [*HOOKED, SCTP_HOOK] if (modules / "sctp").exists() else list(HOOKED)
-    for function in hooked:
-        at_entry = re.compile(rf"\s{re.escape(function)}\+({'|'.join(ENTRY_OFFSETS)})\s")
-        probes = [line for line in listing if at_entry.search(f"{line} ")]
-        if not any("[DISABLED]" not in p and "[GONE]" not in p for p in probes):
-            return False
-    return True
+    return set(hooked) <= ipmodify_functions(listing)

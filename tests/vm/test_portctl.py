@@ -181,9 +181,10 @@ def test_save_status_and_module_absent(table: Path):
     assert user_bind("po-alice", 9090) == "EACCES"
 
 
-def test_status_tells_when_kprobes_are_disarmed(table: Path):
-    # docs/design.md: disarming every kprobe in the system lets owned ports
-    # go unenforced; the module cannot see it, so portctl status says it.
+def test_disarming_every_kprobe_leaves_the_hooks_working(table: Path):
+    # The hooks are ftrace_ops, not kprobes: the system-wide kprobe switch
+    # (which disarmed them before) does not reach them, and portctl status
+    # reads them from tracefs.
     debugfs = Path("/sys/kernel/debug")
     if not (debugfs / "kprobes").exists():
         subprocess.run(["mount", "-t", "debugfs", "none", str(debugfs)], check=True)
@@ -193,10 +194,8 @@ def test_status_tells_when_kprobes_are_disarmed(table: Path):
     assert status.returncode == 0 and json.loads(status.stdout)["hooks_armed"] is True
     enabled.write_text("0")
     try:
-        status = portctl("status", file=table)
-        assert status.returncode == 1 and "DISARMED" in status.stdout
-        assert user_bind("po-bob", 8080) == "OK"  # fails open, as documented
+        status = portctl("status", "--json", file=table)
+        assert status.returncode == 0 and json.loads(status.stdout)["hooks_armed"] is True
+        assert user_bind("po-bob", 8080) == "EACCES"
     finally:
         enabled.write_text("1")
-    assert json.loads(portctl("status", "--json", file=table).stdout)["hooks_armed"] is True
-    assert user_bind("po-bob", 8080) == "EACCES"
