@@ -207,7 +207,7 @@ def test_save_and_diff(kernel: FakeKernel, table: Path, tmp_path: Path) -> None:
 
 
 def test_status(kernel: FakeKernel, table: Path, tmp_path: Path, monkeypatch: Any) -> None:
-    monkeypatch.setattr("portctl.hooks.KPROBES", tmp_path / "no-debugfs")
+    monkeypatch.setattr("portctl.hooks.TRACEFS", (tmp_path / "no-tracefs",))
     kernel.rules = [Rule("tcp", 80, 80, uid=0)]
     table.write_text("tcp/80 root\n")
     r = run(table, "status", "--json")
@@ -226,11 +226,10 @@ def test_status(kernel: FakeKernel, table: Path, tmp_path: Path, monkeypatch: An
         "hooks_armed": None,
     }
     assert "in sync" in run(table, "status").stdout
-    debugfs = tmp_path / "kprobes"
-    debugfs.mkdir()
-    (debugfs / "enabled").write_text("0\n")
-    (debugfs / "list").write_text("")
-    monkeypatch.setattr("portctl.hooks.KPROBES", debugfs)
+    tracefs = tmp_path / "tracing"
+    tracefs.mkdir()
+    (tracefs / "enabled_functions").write_text("")  # nothing hooked
+    monkeypatch.setattr("portctl.hooks.TRACEFS", (tracefs,))
     r = run(table, "status")
     assert r.exit_code == 1 and "DISARMED" in r.stdout
     table.write_text("tcp/81 root\n")
