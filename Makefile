@@ -1,7 +1,7 @@
 # portowners: `make` builds kmod/portowners.ko; `./check` is the whole test run.
 
-# KERNEL=6.1|6.1-rt|6.12|7.2 picks the kernel the VM boots (vm/kernel-version;
-# default 6.1); the module is then built for it.
+# KERNEL=6.1|6.1-rt|6.12|7.2|6.1-debug picks the kernel the VM boots
+# (vm/kernel-version; default 6.1); the module is then built for it.
 VM_KVER := $(shell vm/kernel-version 2>/dev/null)
 VM_KDIR := $(shell vm/kernel-version --kdir 2>/dev/null)
 # 7.2 builds in a sid root (gcc-16, glibc 2.38+): scripts/build-in-sid.
@@ -20,7 +20,7 @@ VENV := .venv
 # Every kernel ./check runs the suite on (KERNELS= to choose fewer).
 KERNELS ?= 6.1 6.1-rt 6.12 7.2
 
-.PHONY: all module module-werror kdir-check clean lint checkpatch test-host test-vm test-kernels test-console check bench demo install uninstall test-boot test-fresh
+.PHONY: all module module-werror kdir-check clean lint checkpatch test-host test-vm test-kernels test-console check check-debug bench demo install uninstall test-boot test-fresh
 
 all: module
 
@@ -87,6 +87,14 @@ CHECK_KERNELS ?= 6.1
 check: module-werror lint test-host test-console
 	$(MAKE) test-kernels KERNELS="$(CHECK_KERNELS)"
 	$(MAKE) test-boot test-fresh
+
+# Issue 11: the kernel suite on a debug build of Debian's 6.1 source (KASAN,
+# lockdep, kmemleak, ...; docs/debug-kernel.md). The kernel is built once
+# into the cache (vm/debug-kernel, 20-60 min); scripts/setup --debug first.
+check-debug:
+	vm/debug-kernel >/dev/null
+	$(MAKE) module-werror KERNEL=6.1-debug
+	KERNEL=6.1-debug vm/run
 
 # Issue 5: what the module costs on bind(), in the VM (bench/).
 bench: module
