@@ -32,6 +32,18 @@ REPORTS = [
     "[   80.000000] rcu: INFO: rcu_sched self-detected stall on CPU",
     "[   90.000000] kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
     "[   90.000000] UBSAN: shift-out-of-bounds in net/core/sock.c:1000:5",
+    # The debug kernel's (KERNEL=6.1-debug) lockdep, KASAN, debugobjects and
+    # kmemleak reports, as 6.1 prints them.
+    "[   40.100000] WARNING: inconsistent lock state",
+    "[   40.100000] WARNING: possible recursive locking detected",
+    "[   40.100000] WARNING: bad unlock balance detected!",
+    "[   40.100000] WARNING: lock held when returning to user space!",
+    "[   40.100000] INFO: trying to register non-static key.",
+    "[   40.100000] [ BUG: Invalid wait context ]",
+    "[   12.000000] BUG: KASAN: use-after-free in po_table_put+0x3c/0x90 [portowners]",
+    "[   12.000000] BUG: KASAN: slab-out-of-bounds in po_rule_match+0x51/0x120 [portowners]",
+    "[   12.000000] ODEBUG: free active (active state 1) object type: rcu_head hint: 0x0",
+    "[    0.500000] kmemleak: Kernel memory leak detector disabled",
     # Kernel output that lands in the middle of a user-space console line.
     "tests/vm/test_bind.py::test_x [   25.505782] WARNING: CPU: 1 PID: 9 at x.c:1 f+0x1/0x2",
     # A console line ending in \r, as QEMU's serial console gives it.

@@ -135,6 +135,9 @@ def test_load_table_failure_is_loud(tmp_path: Path) -> None:
         "vm/console-check",
         "vm/console-selftest",
         "vm/kernel-version",
+        "vm/debug-kernel",
+        "vm/guest",
+        "vm/run",
         "scripts/setup",
     ],
 )
