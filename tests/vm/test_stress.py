@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import ALICE, BOB, MODULE, REPO, module_loaded, rule, unload_module
 
-from portctl.netlink import CMD_REPLACE, GENL_VERSION, Client, PortownersError, pomsg, rule_attrs
+from portctl.netlink import Client, PortownersError, replace_messages
 
 WORKER = (REPO / "tests" / "vm" / "stress_worker.py").read_text()
 SWAPS = int(os.environ.get("PORTOWNERS_STRESS_SWAPS", "10000"))
@@ -70,9 +70,10 @@ WORKERS = {"alice": (ALICE, 3, 0), "bob": (BOB, 3, 3), "root": (None, 2, 6)}
 class Swapper:
     """Swaps the table between A and B as fast as the kernel takes it.
 
-    Each REPLACE is encoded once, by portctl's own message class, and sent
-    again and again on a raw generic netlink socket: encoding it for every
-    swap would make the swaps, not the kernel, the slow part under TCG.
+    Each REPLACE is encoded once, by portctl's own replace_messages() (the
+    chunk Client.replace() sends), and sent again and again on a raw generic
+    netlink socket: encoding it for every swap would make the swaps, not the
+    kernel, the slow part under TCG.
     """
 
     def __init__(self):
@@ -80,10 +81,7 @@ class Swapper:
             family = c.sock.prid
         self.messages = []
         for table in (TABLE_A, TABLE_B):
-            msg = pomsg()
-            msg["cmd"] = CMD_REPLACE
-            msg["version"] = GENL_VERSION
-            msg["attrs"] = [["PORTOWNERS_A_RULE", rule_attrs(r)] for r in table]
+            ((_, msg),) = replace_messages(table)  # one chunk: a whole table
             msg["header"]["type"] = family
             msg["header"]["flags"] = 1 | 4  # NLM_F_REQUEST | NLM_F_ACK
             msg.encode()
