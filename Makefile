@@ -20,6 +20,9 @@ else
 KDIR ?= $(VM_KDIR)
 endif
 VENV := .venv
+# Where the module is built: the checkout, or (vm/run-kernels, several
+# kernels at once) a copy of Kbuild and kmod/ under .build/KERNEL.
+MODDIR ?= $(CURDIR)
 # Every kernel ./check runs the suite on (KERNELS= to choose fewer).
 KERNELS ?= 6.1 6.1-rt 6.12 7.2
 
@@ -28,14 +31,14 @@ KERNELS ?= 6.1 6.1-rt 6.12 7.2
 all: module
 
 module: kdir-check
-	$(BUILD_WRAP) $(MAKE) -C $(KDIR) M=$(CURDIR) W=1 modules
+	$(BUILD_WRAP) $(MAKE) -C $(KDIR) M=$(MODDIR) W=1 modules
 
 # What the tests build: any W=1 warning fails it.
 module-werror: kdir-check
-	$(BUILD_WRAP) $(MAKE) -C $(KDIR) M=$(CURDIR) W=1 KCFLAGS=-Werror modules
+	$(BUILD_WRAP) $(MAKE) -C $(KDIR) M=$(MODDIR) W=1 KCFLAGS=-Werror modules
 
 clean: kdir-check
-	$(BUILD_WRAP) $(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	$(BUILD_WRAP) $(MAKE) -C $(KDIR) M=$(MODDIR) clean
 
 kdir-check:
 	@test -n "$(KDIR)" || { $(KERNEL_VERSION); exit 1; }
@@ -84,8 +87,11 @@ test-fresh:
 	vm/fresh-machine
 
 # ./check runs the suite on every kernel in KERNELS (README has the times).
+# The real-boot and fresh-machine tests run side by side: one VM and one
+# chroot, a CPU each on CI's 2-core machines.
 check: module-werror lint test-host test-console test-kernels
-	$(MAKE) test-boot test-fresh
+	$(MAKE) module
+	$(MAKE) -j2 test-boot test-fresh
 
 # Issue 11: the kernel suite on a debug build of Debian's 6.1 source (KASAN,
 # lockdep, kmemleak, ...; docs/debug-kernel.md). The kernel is built once

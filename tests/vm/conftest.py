@@ -22,7 +22,9 @@ from portctl.model import Rule
 from portctl.netlink import Client
 
 REPO = Path(os.environ.get("PORTOWNERS_REPO", Path(__file__).resolve().parents[2]))
-MODULE = REPO / "kmod" / "portowners.ko"
+# vm/run-kernels builds each kernel's module in its own directory (the
+# suites of two kernels run at once): vm/guest names it.
+MODULE = Path(os.environ.get("PORTOWNERS_MODULE", REPO / "kmod" / "portowners.ko"))
 BINDER = (REPO / "tests" / "vm" / "binder.py").read_text()
 VENV_PYTHON = str(REPO / ".venv" / "bin" / "python")
 
