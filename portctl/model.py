@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 PROTOCOLS: dict[str, int] = {"tcp": 6, "udp": 17, "sctp": 132}
 """Protocol names as written in rules, and their IPPROTO numbers."""
@@ -10,12 +11,16 @@ PROTOCOLS: dict[str, int] = {"tcp": 6, "udp": 17, "sctp": 132}
 PROTO_NAMES: dict[int, str] = {num: name for name, num in PROTOCOLS.items()}
 
 
-@dataclass(frozen=True, order=True)
-class Rule:
+class Rule(NamedTuple):
     """One protocol's port range given to an owner.
 
     Exactly one of: ``any_user`` is True, or at least one of ``uid`` and
     ``gid`` is set (both set: the user or any member of the group).
+
+    A named tuple (immutable, ordered by its fields), not a dataclass: so a
+    table transposes into columns at C speed (``zip(*rules)``), which is how
+    portctl.netlink.encode_rules packs 65,536 rules without Python work per
+    rule.
     """
 
     proto: str
