@@ -1,8 +1,8 @@
 """REPLACE's hand-packed rules are byte for byte what pyroute2 encodes.
 
-portctl.netlink packs a REPLACE chunk's rule nests with struct (encode_rules)
-and appends them to a pyroute2 message (replacemsg): pyroute2 costs about
-150 us a rule. The reference here is the way every other message is built:
+portctl.netlink packs a REPLACE chunk with struct (replace_messages,
+encode_rules) and sends it on a plain socket (RawChannel): pyroute2 costs
+about 150 us a rule. The reference here is the way every other message is built:
 pyroute2's nla classes (pomsg, rulemsg) given rule_attrs(). Every field of a
 rule has a value of its own, so a field swapped, moved or mis-sized changes
 the bytes.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import importlib.util
 import itertools
+import os
 import struct
 import sys
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ def encoded(msg: Any, seq: int = 1) -> bytes:
     msg["header"]["type"] = FAMILY
     msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK
     msg["header"]["sequence_number"] = seq
-    msg["header"]["pid"] = 4242
+    msg["header"]["pid"] = 0
     msg.reset()
     msg.encode()
     return bytes(msg.data)
@@ -78,8 +79,8 @@ def pyroute2_replace(rules: Sequence[Rule], expect_generation: int | None) -> li
 
 def fast_replace(rules: Sequence[Rule], expect_generation: int | None) -> list[bytes]:
     return [
-        encoded(msg, seq)
-        for seq, (_start, msg) in enumerate(netlink.replace_messages(rules, expect_generation), 1)
+        netlink.frame(body, FAMILY, seq)
+        for seq, (_start, body) in enumerate(netlink.replace_messages(rules, expect_generation), 1)
     ]
 
 
@@ -226,56 +227,61 @@ def test_chunks_offsets_flags_and_generation(small_chunks: int) -> None:
 
 
 class StubSocket:
-    """pyroute2's socket as Client uses it: encodes what it is given, as
-    nlm_request does, and answers with an ack or the error set for a chunk."""
+    """pyroute2's socket, as far as Client.replace uses it: the family id."""
 
     prid = FAMILY
 
+
+class StubChannel:
+    """RawChannel without a kernel: frames what it is given, as request()
+    does, and answers with an ack or the error set for a chunk."""
+
     def __init__(self, fail_at: int | None = None, error: NetlinkError | None = None) -> None:
-        self.sent: list[tuple[int, int, bytes]] = []
+        self.sent: list[bytes] = []
         self.fail_at = fail_at
         self.error = error
+        self.closed = False
 
-    def nlm_request(self, msg: Any, msg_type: int, msg_flags: int) -> list[Any]:
-        msg["header"]["type"] = msg_type
-        msg["header"]["flags"] = msg_flags
-        msg["header"]["sequence_number"] = len(self.sent) + 1
-        msg["header"]["pid"] = 4242
-        msg.reset()
-        msg.encode()
-        self.sent.append((msg_type, msg_flags, bytes(msg.data)))
+    def request(self, body: bytes | bytearray, family: int) -> None:
+        self.sent.append(netlink.frame(body, family, len(self.sent) + 1))
         if self.error is not None and len(self.sent) == self.fail_at:
             raise self.error
-        return []
+
+    def close(self) -> None:
+        self.closed = True
 
 
-def client(sock: StubSocket) -> netlink.Client:
+def client(channel: StubChannel) -> netlink.Client:
     c = netlink.Client.__new__(netlink.Client)  # no kernel
-    c.sock = sock
+    c.sock = StubSocket()
+    c.channel = lambda: channel  # type: ignore[method-assign]
     return c
 
 
 @pytest.mark.parametrize("gen", [None, 5])
 def test_client_replace_sends_each_chunk_for_an_ack(small_chunks: int, gen: int | None) -> None:
     rules = table(2 * small_chunks + 1)
-    sock = StubSocket()
+    sock = StubChannel()
     client(sock).replace(rules, expect_generation=gen)
-    assert [(t, f) for t, f, _ in sock.sent] == [(FAMILY, NLM_F_REQUEST | NLM_F_ACK)] * 3
-    assert [data for _, _, data in sock.sent] == pyroute2_replace(rules, gen)
+    heads = [struct.unpack_from("=HH", data, 4) for data in sock.sent]
+    assert heads == [(FAMILY, NLM_F_REQUEST | NLM_F_ACK)] * 3
+    assert sock.sent == pyroute2_replace(rules, gen)
+    assert sock.closed
 
 
 def test_client_replace_of_nothing_sends_one_empty_chunk() -> None:
-    sock = StubSocket()
+    sock = StubChannel()
     client(sock).replace([])
-    assert [data for _, _, data in sock.sent] == pyroute2_replace([], None)
+    assert sock.sent == pyroute2_replace([], None)
 
 
 def test_a_refused_chunk_ends_the_replace_with_the_kernels_message() -> None:
-    sock = StubSocket(fail_at=2, error=NetlinkError(errno.EINVAL, "rules overlap: tcp/80"))
+    sock = StubChannel(fail_at=2, error=NetlinkError(errno.EINVAL, "rules overlap: tcp/80"))
     with pytest.raises(netlink.KernelRejected) as info:
         client(sock).replace(table(3 * CHUNK))
     assert (str(info.value), info.value.code) == ("rules overlap: tcp/80", errno.EINVAL)
     assert len(sock.sent) == 2  # the third chunk is never sent
+    assert sock.closed  # and the kernel drops what was staged
 
 
 @pytest.mark.parametrize(
@@ -291,14 +297,14 @@ def test_a_refused_chunk_ends_the_replace_with_the_kernels_message() -> None:
     ],
 )
 def test_errors_of_a_conditional_replace(error: NetlinkError, kind: type, text: str) -> None:
-    sock = StubSocket(fail_at=1, error=error)
+    sock = StubChannel(fail_at=1, error=error)
     with pytest.raises(kind, match=text):
         client(sock).replace(table(CHUNK + 1), expect_generation=9)
     assert len(sock.sent) == 1
 
 
 def test_too_many_rules_refused_before_anything_is_sent() -> None:
-    sock = StubSocket()
+    sock = StubChannel()
     rules = [Rule("tcp", 1, 1, uid=1)] * (netlink.MAX_RULES + 1)
     with pytest.raises(netlink.PortownersError, match="at most"):
         client(sock).replace(rules)
@@ -318,3 +324,69 @@ def test_the_benchmarks_pre_encoded_replace_is_portctls(monkeypatch: pytest.Monk
         raw = measure.RawReplace(rules).bodies
         ours = [data[NLMSG_HDR:] for data in fast_replace(rules, None)]
         assert raw == ours
+
+
+class FakeNetlinkSocket:
+    """What RawChannel reads: the replies queued here, one recv() each."""
+
+    def __init__(self, replies: list[bytes]) -> None:
+        self.replies = replies
+        self.sent: list[bytes] = []
+
+    def sendmsg(self, buffers: list[bytes | bytearray]) -> int:
+        self.sent.append(b"".join(buffers))
+        return len(self.sent[-1])
+
+    def recv(self, size: int) -> bytes:
+        return self.replies.pop(0)
+
+
+def nlmsgerr(seq: int, error: int, message: str | None = None) -> bytes:
+    """The kernel's ack (error 0) or error for request seq, capped (no payload
+    echoed), with an extack message if one is given."""
+    flags = 0x100  # NLM_F_CAPPED
+    tlvs = b""
+    if message is not None:
+        flags |= 0x200  # NLM_F_ACK_TLVS
+        text = message.encode() + b"\0"
+        tlvs = struct.pack("=HH", 4 + len(text), 1) + text + bytes(-len(text) % 4)
+    request = struct.pack("=IHHII", 16, FAMILY, NLM_F_REQUEST | NLM_F_ACK, seq, 0)
+    body = struct.pack("=i", error) + request + tlvs
+    return struct.pack("=IHHII", 16 + len(body), 2, flags, seq, 1234) + body
+
+
+def channel(replies: list[bytes]) -> netlink.RawChannel:
+    ch = netlink.RawChannel.__new__(netlink.RawChannel)  # no socket
+    ch.sock = FakeNetlinkSocket(replies)  # type: ignore[assignment]
+    ch.seq = 0
+    return ch
+
+
+def test_raw_channel_reads_the_ack_of_its_own_request() -> None:
+    # An ack for an older sequence number first (ignored), then ours, then another.
+    ch = channel([nlmsgerr(7, 0), nlmsgerr(1, 0) + nlmsgerr(9, -errno.EINVAL, "not ours")])
+    ch.request(b"body", FAMILY)
+    assert ch.sock.sent == [netlink.frame(b"body", FAMILY, 1)]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (-errno.EINVAL, "rules overlap: tcp/80 (alice) and tcp/80-81 (bob)"),
+        (-errno.ESTALE, "the table changed since it was read"),
+        (-errno.EPERM, None),
+        (-errno.ENOMEM, ""),
+    ],
+)
+def test_raw_channel_raises_the_kernels_errno_and_message(error: int, message: str | None) -> None:
+    """As pyroute2 raised it: the extack message, or else strerror."""
+    ch = channel([nlmsgerr(1, error, message)])
+    with pytest.raises(NetlinkError) as info:
+        ch.request(b"x", FAMILY)
+    said = message or os.strerror(-error)
+    assert info.value.args == (-error, said)
+    mapped = netlink._rejected(info.value)
+    if error == -errno.EPERM:
+        assert isinstance(mapped, netlink.NotPermitted)
+    else:
+        assert str(mapped) == said

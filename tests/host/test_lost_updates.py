@@ -7,6 +7,7 @@ tests/vm/test_hardening.py; here the fake kernel stages the races in order.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -165,15 +166,24 @@ def test_dump_that_never_settles_fails_clearly() -> None:
 
 def test_an_older_module_is_named_not_a_bare_kernel_message() -> None:
     import errno
+    import types
+
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    class OldModule:
+        """A module from before EXPECT_GENERATION: its policy refuses it."""
+
+        def request(self, body: bytes | bytearray, family: int) -> None:
+            expect = struct.pack("=HH", 12, netlink.A_EXPECT_GENERATION)
+            if expect in body:
+                raise NetlinkError(errno.EINVAL, "Unknown attribute type")
+
+        def close(self) -> None:
+            pass
 
     client = netlink.Client.__new__(netlink.Client)  # no socket
-
-    def send(msg: Any, flags: int = 0) -> list[Any]:
-        if any(a[0] == "PORTOWNERS_A_EXPECT_GENERATION" for a in msg["attrs"]):
-            raise netlink.KernelRejected("Unknown attribute type", errno.EINVAL)
-        return []
-
-    client._send = send  # type: ignore[method-assign]
+    client.sock = types.SimpleNamespace(prid=0x1D)
+    client.channel = OldModule  # type: ignore[assignment,method-assign]
     with pytest.raises(netlink.PortownersError, match="module is older than this portctl"):
         client.replace([A], expect_generation=3)
     client.replace([A])  # unconditional: fine with any module

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import ALICE, BOB, MODULE, REPO, module_loaded, rule, unload_module
 
-from portctl.netlink import Client, PortownersError, replace_messages
+from portctl.netlink import Client, PortownersError, frame, replace_messages
 
 WORKER = (REPO / "tests" / "vm" / "stress_worker.py").read_text()
 SWAPS = int(os.environ.get("PORTOWNERS_STRESS_SWAPS", "10000"))
@@ -81,11 +81,8 @@ class Swapper:
             family = c.sock.prid
         self.messages = []
         for table in (TABLE_A, TABLE_B):
-            ((_, msg),) = replace_messages(table)  # one chunk: a whole table
-            msg["header"]["type"] = family
-            msg["header"]["flags"] = 1 | 4  # NLM_F_REQUEST | NLM_F_ACK
-            msg.encode()
-            self.messages.append(bytearray(msg.data))
+            ((_, body),) = replace_messages(table)  # one chunk: a whole table
+            self.messages.append(bytearray(frame(body, family, 0)))
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)  # NETLINK_GENERIC
         self.sock.bind((0, 0))
         self.seq = 0
