@@ -43,6 +43,7 @@ static int __net_init po_net_init(struct net *net)
 	struct po_net *pn = po_net(net);
 	int err, i;
 
+	pn->net = net;
 	mutex_init(&pn->lock);
 	for (i = 0; i < ARRAY_SIZE(pn->log_rs); i++)
 		ratelimit_state_init(&pn->log_rs[i], DEFAULT_RATELIMIT_INTERVAL,
@@ -69,6 +70,7 @@ static void __net_exit po_net_exit(struct net *net)
 	cancel_delayed_work_sync(&pn->stage_timeout);
 	mutex_lock(&pn->lock);
 	po_stage_free(pn);
+	po_reserve_drop(pn);
 	po_net_free_table(pn);
 	mutex_unlock(&pn->lock);
 	mutex_destroy(&pn->lock);

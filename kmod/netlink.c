@@ -261,6 +261,11 @@ static int po_publish(struct po_net *pn, const struct po_rule *rules,
 				       "rule overlaps another rule for the same protocol");
 		return -EEXIST;
 	}
+	err = po_reserve_prepare(pn, t);
+	if (err) {
+		kvfree(t);
+		return err;
+	}
 	po_table_swap(pn, t);
 	return 0;
 }

@@ -84,6 +84,7 @@ struct po_stage {
 #define PO_LOG_BUCKETS_BITS 3
 
 struct po_net {
+	struct net *net;
 	struct po_table __rcu *table;	/* never NULL while the netns lives */
 	struct mutex lock;		/* this namespace's writers and stage */
 	/* Under lock; read locklessly only by the NETLINK_URELEASE notifier. */
@@ -92,6 +93,13 @@ struct po_net {
 	bool userns_bound;		/* owned by a user namespace other than init's */
 	struct po_stats __percpu *stats;
 	struct ratelimit_state log_rs[1 << PO_LOG_BUCKETS_BITS];
+	/*
+	 * Under lock, NULL until a table first reserves a port (reserve.c):
+	 * the ports this module added to ip_local_reserved_ports, and the
+	 * table's owned ports (scratch space of a swap).
+	 */
+	unsigned long *reserved;
+	unsigned long *want;
 };
 
 extern unsigned int po_net_id;
@@ -125,6 +133,11 @@ void po_stage_free(struct po_net *pn);
 void po_stage_timeout_work(struct work_struct *work);
 int po_netlink_init(void);
 void po_netlink_exit(void);
+
+/* reserve.c */
+int po_reserve_prepare(struct po_net *pn, const struct po_table *t);
+void po_reserve_sync(struct po_net *pn, const struct po_table *t);
+void po_reserve_drop(struct po_net *pn);
 
 /* hooks.c */
 int po_hooks_init(void);

@@ -283,6 +283,7 @@ void po_table_swap(struct po_net *pn, struct po_table *t)
 	if (t->count > old->count)
 		po_rules_anywhere_add((long)t->count - old->count);
 	rcu_assign_pointer(pn->table, t);
+	po_reserve_sync(pn, t);
 	if (t->count < old->count)
 		po_rules_anywhere_add((long)t->count - old->count);
 	kvfree_rcu(old, rcu);
