@@ -215,9 +215,13 @@ def encode_rules(
         start = len(out)
         out += tmpl.nest * count
         step = len(tmpl.nest) // 2
+        lo, hi = los[first : first + count], his[first : first + count]
+        lo_words = array.array("H", lo)
+        # Single ports (lo == hi) are the common case: one conversion for both.
+        hi_words = lo_words if lo == hi else array.array("H", hi)
         with memoryview(out) as whole, whole[start:].cast("H") as words:
-            words[tmpl.lo :: step] = array.array("H", los[first : first + count])
-            words[tmpl.hi :: step] = array.array("H", his[first : first + count])
+            words[tmpl.lo :: step] = lo_words
+            words[tmpl.hi :: step] = hi_words
         first += count
     return out
 

@@ -390,3 +390,11 @@ def test_raw_channel_raises_the_kernels_errno_and_message(error: int, message: s
         assert isinstance(mapped, netlink.NotPermitted)
     else:
         assert str(mapped) == said
+
+
+@pytest.mark.parametrize("width", [0, 1])
+def test_a_long_run_of_one_owner_is_packed_whole(width: int) -> None:
+    """One owner's rules in a row are packed as one template repeated, their
+    ports stored into it; single ports (width 0) store one array twice."""
+    rules = [Rule("udp", 3 * i + 1, 3 * i + 1 + width, uid=0x0102_0304) for i in range(1500)]
+    assert netlink.encode_rules(rules) == pyroute2_rules(rules)
