@@ -18,7 +18,7 @@ try:
     with Client() as po:
         for spec in json.loads(sys.argv[1]):
             po.replace([Rule(**spec)])
-        out["rules"] = [r.__dict__ for r in po.rules()]
+        out["rules"] = [r._asdict() for r in po.rules()]
         out["status"] = po.status().__dict__
 except PortownersError as e:
     out["error"] = type(e).__name__ + ": " + str(e)
@@ -29,7 +29,7 @@ print(json.dumps(out))
 def client_as(uid, *rules, prefix=(), netns=None):
     """Run the netlink client as uid (None: root) and report what it saw."""
     env_argv = ["env", f"PYTHONPATH={REPO}", VENV_PYTHON, "-c", CLIENT]
-    specs = json.dumps([r.__dict__ for r in rules])
+    specs = json.dumps([r._asdict() for r in rules])
     out = run_as(uid, [*prefix, *env_argv, specs], netns=netns)
     return json.loads(out.stdout)
 
@@ -49,7 +49,7 @@ def test_each_namespace_has_its_own_table(po, netns):
     a, b = netns
     assert client_as(None, netns=a)["status"]["rule_count"] == 0  # starts empty
     seen = client_as(None, rule(f"tcp/8080 uid={ALICE}"), netns=a)
-    assert seen["rules"] == [rule(f"tcp/8080 uid={ALICE}").__dict__]
+    assert seen["rules"] == [rule(f"tcp/8080 uid={ALICE}")._asdict()]
     client_as(None, rule(f"tcp/8080 uid={BOB}"), netns=b)
     assert bind1(BOB, "tcp4", 8080, netns=a) == "EACCES"
     assert bind1(ALICE, "tcp4", 8080, netns=a) == "OK"
@@ -62,7 +62,7 @@ def test_each_namespace_has_its_own_table(po, netns):
 def test_unprivileged_user_reads_but_cannot_change(po):
     po.replace([rule(f"tcp/8080 uid={ALICE}")])
     seen = client_as(BOB)
-    assert seen["rules"] == [rule(f"tcp/8080 uid={ALICE}").__dict__]
+    assert seen["rules"] == [rule(f"tcp/8080 uid={ALICE}")._asdict()]
     assert seen["status"]["rule_count"] == 1
     refused = client_as(BOB, rule(f"tcp/8080 uid={BOB}"))
     assert refused["error"].startswith("NotPermitted: ")
@@ -74,7 +74,7 @@ def test_container_root_manages_its_own_table_in_its_own_ids(po):
     userns = ["unshare", "--user", "--map-root-user", "--net"]
     # uid 0 inside is ALICE outside; the table reads back in inside ids.
     seen = client_as(ALICE, rule("tcp/8080 uid=0"), prefix=userns)
-    assert seen["rules"] == [rule("tcp/8080 uid=0").__dict__]
+    assert seen["rules"] == [rule("tcp/8080 uid=0")._asdict()]
     # An id with no mapping in the container cannot be named from it.
     unmapped = client_as(ALICE, rule("tcp/8080 uid=4242"), prefix=userns)
     assert "uid is not mapped in your user namespace" in unmapped["error"]
