@@ -504,11 +504,18 @@ class Client:
         if len(rules) > MAX_RULES:
             raise PortownersError(f"{len(rules)} rules: a table holds at most {MAX_RULES}")
         family = self.sock.prid
-        channel = self.channel()
+        try:
+            channel = self.channel()
+        except OSError as err:
+            raise PortownersError(f"cannot open a netlink socket: {err.strerror}") from None
         try:
             for start, body in replace_messages(rules, expect_generation):
                 try:
                     channel.request(body, family)
+                except OSError as err:  # not the kernel's answer: the socket failed
+                    raise PortownersError(
+                        f"sending the table to the kernel failed: {err.strerror}"
+                    ) from None
                 except NetlinkError as err:
                     e = _rejected(err)
                     if start == 0 and expect_generation is not None and is_unknown_attribute(e):

@@ -398,3 +398,17 @@ def test_a_long_run_of_one_owner_is_packed_whole(width: int) -> None:
     ports stored into it; single ports (width 0) store one array twice."""
     rules = [Rule("udp", 3 * i + 1, 3 * i + 1 + width, uid=0x0102_0304) for i in range(1500)]
     assert netlink.encode_rules(rules) == pyroute2_rules(rules)
+
+
+def test_a_failing_socket_is_an_error_for_people_and_closes_the_channel() -> None:
+    sock = StubChannel(fail_at=2, error=None)
+
+    def broken(body: bytes | bytearray, family: int) -> None:
+        StubChannel.request(sock, body, family)
+        if len(sock.sent) == 2:
+            raise OSError(errno.ENOBUFS, os.strerror(errno.ENOBUFS))
+
+    sock.request = broken  # type: ignore[method-assign]
+    with pytest.raises(netlink.PortownersError, match="sending the table to the kernel failed"):
+        client(sock).replace(table(2 * CHUNK + 1))
+    assert sock.closed and len(sock.sent) == 2
