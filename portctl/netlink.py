@@ -149,9 +149,10 @@ RULE_A_ANY = _attr_type(rulemsg, "PORTOWNERS_RULE_A_ANY")
 # Only the ports differ between the rules of one owner and protocol. So a
 # run of such rules (a table sorted by protocol and port has long ones) is
 # one template repeated, and its ports are written into it in two strided
-# stores, PORT_LO's and PORT_HI's values (_Template): no Python work per
-# rule but reading its ports, all in C (map, array). Under emulation that
-# is what brings a 65,536-rule load near the kernel's own time (bench/).
+# stores, PORT_LO's and PORT_HI's values (_Template): no Python code runs
+# per rule, only C (zip transposes the rules, array converts the ports,
+# memoryview stores them). Under emulation that is what brings a 65,536-rule
+# load near the kernel's own time (bench/).
 _NLA = struct.Struct("=HH")
 
 
