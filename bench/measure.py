@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ipaddress
 import json
 import os
 import re
@@ -61,6 +62,21 @@ def around(n: int) -> list[Rule]:
         ports = [p for p in range(lo, lo + want + 1) if p != PORT][:want]
         rules += [Rule(proto, p, p, uid=OTHER) for p in ports]
     assert len(rules) == n and len({(r.proto, r.lo) for r in rules}) == n
+    return rules
+
+
+N_ADDR_RULES = 4096
+
+
+def with_addresses(n: int) -> list[Rule]:
+    """n rules: around(n - N_ADDR_RULES), and N_ADDR_RULES rules on 127.0.0.2
+    over the same ports (never PORT or PRIV), so a bind searches both arrays
+    of the table and the measured outcomes stay those of around()."""
+    wide = around(n - N_ADDR_RULES)
+    others = [r for r in wide if r != GRANT]
+    ports = others[:: len(others) // N_ADDR_RULES][:N_ADDR_RULES]  # tcp and udp
+    rules = wide + [r._replace(uid=USER, addr="127.0.0.2") for r in ports]
+    assert len(rules) == n
     return rules
 
 
@@ -247,7 +263,7 @@ def timed_replace(client: Client, rules: list[Rule]) -> tuple[float, float]:
 # reload the 65,536-rule table.
 NLA_F_NESTED = 0x8000
 CMD_REPLACE, A_RULE, A_FLAGS, A_OFFSET = 2, 2, 3, 4
-R_PROTO, R_LO, R_HI, R_UID, R_GID, R_ANY = 1, 2, 3, 4, 5, 6
+R_PROTO, R_LO, R_HI, R_UID, R_GID, R_ANY, R_ADDR = 1, 2, 3, 4, 5, 6, 7
 IPPROTO = {"tcp": 6, "udp": 17, "sctp": 132}
 
 
@@ -265,6 +281,8 @@ def _rule_nla(r: Rule) -> bytes:
         body += _nla(R_UID, struct.pack("=I", r.uid))
     if r.gid is not None:
         body += _nla(R_GID, struct.pack("=I", r.gid))
+    if r.addr:
+        body += _nla(R_ADDR, ipaddress.ip_address(r.addr).packed)
     return _nla(A_RULE | NLA_F_NESTED, body)
 
 
@@ -282,7 +300,7 @@ class RawReplace:
             if start + self.CHUNK < len(rules):
                 attrs += _nla(A_FLAGS, struct.pack("=I", 1))
             attrs += b"".join(_rule_nla(r) for r in rules[start : start + self.CHUNK])
-            self.bodies.append(struct.pack("=BBH", CMD_REPLACE, 1, 0) + attrs)
+            self.bodies.append(struct.pack("=BBH", CMD_REPLACE, 2, 0) + attrs)
 
     def send(self) -> float:
         """Load the table; returns the wall seconds it took."""
@@ -345,16 +363,19 @@ def setup_authbind() -> None:
 # The configurations of part 1, in the order a round visits them, what is
 # loaded in each, and how they are named in the report.
 CONFIGS = ["unloaded", "bpf", "null-kprobe", "null-ftrace", "empty", "1 rule", "65536 rules",
-           "65536 elsewhere"]
+           "65536 with addr", "65536 elsewhere"]
 LOADED = {"unloaded": "", "bpf": "bpf", "null-kprobe": "null-kprobe",
           "null-ftrace": "null-ftrace", "empty": "portowners", "1 rule": "portowners",
-          "65536 rules": "portowners", "65536 elsewhere": "portowners"}
+          "65536 rules": "portowners", "65536 with addr": "portowners",
+          "65536 elsewhere": "portowners"}
 NAMES = {"unloaded": "no module", "bpf": "cgroup-BPF bind4 (for scale)",
          "null-kprobe": "kprobe, empty handler", "null-ftrace": "ftrace_ops, empty handler",
          "65536 elsewhere": "65536 rules, other netns only",
          "empty": "portowners, empty table",
-         "1 rule": "portowners, 1 rule", "65536 rules": "portowners, 65536 rules"}
-RULES = {"empty": 0, "1 rule": 1, "65536 rules": 65536, "65536 elsewhere": 0}
+         "1 rule": "portowners, 1 rule", "65536 rules": "portowners, 65536 rules",
+         "65536 with addr": f"65536, {N_ADDR_RULES} on an address"}
+RULES = {"empty": 0, "1 rule": 1, "65536 rules": 65536, "65536 with addr": 65536,
+         "65536 elsewhere": 0}
 # The namespace that holds the 65,536 rules of "65536 elsewhere": binds in
 # the initial one, whose table is empty, take that namespace's fast exit.
 OTHER_NS = "po-bench-other"
@@ -397,6 +418,7 @@ def main() -> int:
             log(f"kprobes of {state}: " + "; ".join(kprobes(state)))
     one = [GRANT]
     big = RawReplace(around(65536))
+    big_addr = RawReplace(with_addresses(65536))
 
     # per-bind median of one loop, per (config, what), one entry per round
     times: dict[tuple[str, str], list[float]] = {}
@@ -426,7 +448,7 @@ def main() -> int:
                    bindloop(USER, "udp", PRIV, N_GRANT, "ok"))
             # root keeps its capability (root_exempt): still allowed
             bindloop(None, "udp", PRIV, N_CHECK, "ok", warmup=0)
-        if config == "65536 rules":
+        if config.startswith("65536 rules") or config == "65536 with addr":
             # the rules are enforced while we measure next to them
             bindloop(USER, "tcp", PORT + 1, N_CHECK, "EACCES", warmup=0)
             bindloop(USER, "udp", PORT - 1, N_CHECK, "EACCES", warmup=0)
@@ -449,6 +471,8 @@ def main() -> int:
                     raise SystemExit(f"bench: FAILED: {OTHER_NS} has {elsewhere} rules")
                 if config == "65536 rules":
                     loads.append(big.send())
+                elif config == "65536 with addr":
+                    big_addr.send()
                 with Client() as c:
                     if config in ("empty", "65536 elsewhere"):
                         c.flush()
@@ -521,6 +545,9 @@ def main() -> int:
     cells = [f"{median_ratio(t('65536 rules', w), t('1 rule', w)):6.3f}x"
              for w in (f"tcp/{PORT} unowned", f"udp/{PORT} unowned")]
     lines.append(f"   {'65536 rules vs 1 rule':28} {'':8} {cells[0]} {'':8} {cells[1]}")
+    cells = [f"{median_ratio(t('65536 with addr', w), t('65536 rules', w)):6.3f}x"
+             for w in (f"tcp/{PORT} unowned", f"udp/{PORT} unowned")]
+    lines.append(f"   {'with addr vs without':28} {'':8} {cells[0]} {'':8} {cells[1]}")
     cells = [f"{median_ratio(t('65536 elsewhere', w), t('empty', w)):6.3f}x"
              for w in (f"tcp/{PORT} unowned", f"udp/{PORT} unowned")]
     lines.append(f"   {'rules elsewhere vs none':28} {'':8} {cells[0]} {'':8} {cells[1]}")
@@ -530,6 +557,7 @@ def main() -> int:
     root = t("unloaded", f"udp/{PRIV} root")
     g1 = t("1 rule", f"udp/{PRIV} granted")
     g64 = t("65536 rules", f"udp/{PRIV} granted")
+    g64a = t("65536 with addr", f"udp/{PRIV} granted")
     ab = t("unloaded", f"udp/{PRIV} authbind")
     lines += ["",
               f"2. privileged bind udp/{PRIV}: the owner (uid 1000) granted by portowners, vs root",
@@ -538,6 +566,8 @@ def main() -> int:
               f"{median_ratio(g1, root):5.3f}x",
               f"   owner, granted (65536 rules)     {statistics.median(g64):12.0f} ns   "
               f"{median_ratio(g64, root):5.3f}x",
+              f"   owner, granted (65536, {N_ADDR_RULES} on an address) "
+              f"{statistics.median(g64a):7.0f} ns   {median_ratio(g64a, root):5.3f}x",
               "",
               "3. the owner through authbind --deep (module not loaded)",
               f"   authbind                         {statistics.median(ab):12.0f} ns   "

@@ -78,17 +78,20 @@ static const char *const po_proto_names[PO_NPROTO] = {
 
 /*
  * "portowners: denied tcp/8080 to uid 1001 (nginx[812]) in net:[4026531840]:
- * owned by uid 1000". The task name is the user's to choose (PR_SET_NAME):
- * it is escaped, so a newline in it cannot forge a line of its own. The
- * namespace is named as ls -l /proc/PID/ns/net names it.
+ * owned by uid 1000", or "...: owned on 127.0.0.1 by uid 1000" when a rule
+ * on one address refused. The task name is the user's to choose
+ * (PR_SET_NAME): it is escaped, so a newline in it cannot forge a line of
+ * its own. The namespace is named as ls -l /proc/PID/ns/net names it.
  */
 static void po_log_denial(struct po_net *pn, const struct net *net,
 			  const struct po_rule *r, u16 port)
 {
+	const struct in6_addr *addr = po_rule_addr(r);
 	const struct cred *cred = current_cred();
 	uid_t uid = from_kuid(&init_user_ns, cred->euid);
 	char comm[TASK_COMM_LEN];
 	char owner[32] = "";
+	char on[56] = "";
 	int n = 0;
 
 	if (!__ratelimit(&pn->log_rs[hash_32(uid, PO_LOG_BUCKETS_BITS)]))
@@ -101,9 +104,13 @@ static void po_log_denial(struct po_net *pn, const struct net *net,
 	if (r->owner & PO_OWNER_GID)
 		scnprintf(owner + n, sizeof(owner) - n, " gid %u",
 			  from_kgid(&init_user_ns, r->gid));
-	pr_notice("denied %s/%u to uid %u (%*pE[%d]) in net:[%u]: owned by%s\n",
+	if (addr && ipv6_addr_v4mapped(addr))
+		snprintf(on, sizeof(on), " on %pI4", &addr->s6_addr32[3]);
+	else if (addr)
+		snprintf(on, sizeof(on), " on %pI6c", addr);
+	pr_notice("denied %s/%u to uid %u (%*pE[%d]) in net:[%u]: owned%s by%s\n",
 		  po_proto_names[r->proto], port, uid, (int)strlen(comm), comm,
-		  task_pid_nr(current), net->ns.inum, owner);
+		  task_pid_nr(current), net->ns.inum, on, owner);
 }
 
 /*
@@ -111,7 +118,8 @@ static void po_log_denial(struct po_net *pn, const struct net *net,
  * is counted and logged here; grants are counted by the callers, which know
  * when one bind reaches them twice.
  */
-static enum portowners_verdict po_judge(struct sock *sk, int proto, u16 port)
+static enum portowners_verdict po_judge(struct sock *sk, int proto, u16 port,
+					const struct po_where *where)
 {
 	struct net *net = sock_net(sk);
 	enum portowners_verdict verdict;
@@ -131,7 +139,7 @@ static enum portowners_verdict po_judge(struct sock *sk, int proto, u16 port)
 		return PORTOWNERS_VERDICT_PASS;
 	}
 	po_current_subject(&who);
-	verdict = po_decide(t, proto, port, &who, &rule);
+	verdict = po_decide(t, proto, port, where, &who, &rule);
 	if (verdict == PORTOWNERS_VERDICT_DENY) {
 		if (READ_ONCE(po_root_exempt) &&
 		    ns_capable_noaudit(net->user_ns, CAP_NET_BIND_SERVICE)) {
@@ -151,15 +159,28 @@ static void po_count_grant(struct sock *sk)
 }
 
 /*
- * The port of a well-formed IPv4 or IPv6 bind, or 0. On entry to
- * __inet_bind() and __inet6_bind() the caller (inet_bind(), inet6_bind(),
- * bpf_bind()) has checked the length; what they check next from the address
- * alone (the family, a multicast address on a stream socket) is left to
- * them, so those errnos stay the kernel's. The address is the caller's own
- * copy, which no other thread can change.
+ * What a bind to this address covers. An IPv6 socket's :: is taken for both
+ * families whatever IPV6_V6ONLY says now: another thread may flip it until
+ * the bind locks the socket, after this decision.
+ */
+static void po_where_v4(struct po_where *where, __be32 addr)
+{
+	struct in6_addr mapped;
+
+	ipv6_addr_set_v4mapped(addr, &mapped);
+	po_where_set(where, &mapped);
+}
+
+/*
+ * The port of a well-formed IPv4 or IPv6 bind, or 0, and the address in
+ * *where. On entry to __inet_bind() and __inet6_bind() the caller
+ * (inet_bind(), inet6_bind(), bpf_bind()) has checked the length; what they
+ * check next from the address alone (the family, a multicast address on a
+ * stream socket) is left to them, so those errnos stay the kernel's. The
+ * address is the caller's own copy, which no other thread can change.
  */
 static u16 po_inet_port(const struct sock *sk, const struct sockaddr *uaddr,
-			int addrlen)
+			int addrlen, struct po_where *where)
 {
 	const struct sockaddr_in *sin = (const struct sockaddr_in *)uaddr;
 	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)uaddr;
@@ -171,6 +192,7 @@ static u16 po_inet_port(const struct sock *sk, const struct sockaddr *uaddr,
 		    (sin->sin_family != AF_UNSPEC ||
 		     sin->sin_addr.s_addr != htonl(INADDR_ANY)))
 			return 0;
+		po_where_v4(where, sin->sin_addr.s_addr);
 		return ntohs(sin->sin_port);
 	}
 	if (addrlen < SIN6_LEN_RFC2133 || sin6->sin6_family != AF_INET6)
@@ -178,6 +200,7 @@ static u16 po_inet_port(const struct sock *sk, const struct sockaddr *uaddr,
 	if ((ipv6_addr_type(&sin6->sin6_addr) & IPV6_ADDR_MULTICAST) &&
 	    sk->sk_type == SOCK_STREAM)
 		return 0;
+	po_where_set(where, &sin6->sin6_addr);
 	return ntohs(sin6->sin6_port);
 }
 
@@ -199,6 +222,7 @@ static void notrace po_inet_bind_hook(unsigned long ip, unsigned long parent_ip,
 	struct sockaddr *uaddr = (struct sockaddr *)po_arg(regs, 1);
 	int addrlen = (int)po_arg(regs, 2);
 	u32 flags = (u32)po_arg(regs, 3);
+	struct po_where where;
 	int proto;
 	u16 port;
 
@@ -213,11 +237,11 @@ static void notrace po_inet_bind_hook(unsigned long ip, unsigned long parent_ip,
 	proto = po_sock_proto(sk);
 	if (proto < 0)
 		return;
-	port = po_inet_port(sk, uaddr, addrlen);
+	port = po_inet_port(sk, uaddr, addrlen, &where);
 	if (!port)
 		return;
 
-	switch (po_judge(sk, proto, port)) {
+	switch (po_judge(sk, proto, port, &where)) {
 	case PORTOWNERS_VERDICT_DENY:
 		po_override_return(regs, -EACCES);
 		break;
@@ -242,7 +266,8 @@ static int (*po_sctp_do_bind)(struct sock *sk, union sctp_addr *addr, int len);
  * address alone (sctp_sockaddr_af(): EINVAL) or on a port other than the one
  * the socket has (EINVAL). Port 0 on a bound socket means its own port.
  */
-static u16 po_sctp_port(struct sock *sk, const union sctp_addr *addr, int len)
+static u16 po_sctp_port(struct sock *sk, const union sctp_addr *addr, int len,
+			struct po_where *where)
 {
 	u16 bound = sctp_sk(sk)->ep->base.bind_addr.port;
 	u16 snum;
@@ -254,6 +279,7 @@ static u16 po_sctp_port(struct sock *sk, const union sctp_addr *addr, int len)
 		if (len < (int)sizeof(struct sockaddr_in) ||
 		    (sk->sk_family == AF_INET6 && ipv6_only_sock(sk)))
 			return 0;
+		po_where_v4(where, addr->v4.sin_addr.s_addr);
 		break;
 	case AF_INET6:
 		if (sk->sk_family != AF_INET6 ||
@@ -261,6 +287,7 @@ static u16 po_sctp_port(struct sock *sk, const union sctp_addr *addr, int len)
 		    (ipv6_addr_v4mapped(&addr->v6.sin6_addr) &&
 		     ipv6_only_sock(sk)))
 			return 0;
+		po_where_set(where, &addr->v6.sin6_addr);
 		break;
 	default:
 		return 0;
@@ -328,15 +355,16 @@ static void notrace po_sctp_bind_hook(unsigned long ip, unsigned long parent_ip,
 	struct sock *sk = (struct sock *)po_arg(regs, 0);
 	const union sctp_addr *addr = (const union sctp_addr *)po_arg(regs, 1);
 	int len = (int)po_arg(regs, 2);
+	struct po_where where;
 	u16 port;
 
 	if (!READ_ONCE(po_rules_anywhere) || current->flags & PF_KTHREAD)
 		return;
-	port = po_sctp_port(sk, addr, len);
+	port = po_sctp_port(sk, addr, len, &where);
 	if (!port)
 		return;
 
-	switch (po_judge(sk, PO_SCTP, port)) {
+	switch (po_judge(sk, PO_SCTP, port, &where)) {
 	case PORTOWNERS_VERDICT_DENY:
 		po_override_return(regs, -EACCES);
 		break;

@@ -17,6 +17,8 @@
 #include <linux/user_namespace.h>
 #include <linux/workqueue.h>
 #include <net/genetlink.h>
+#include <net/ipv6.h>
+#include <net/netlink.h>
 #include <net/sock.h>
 
 #include "compat.h"
@@ -31,6 +33,9 @@ static const struct nla_policy po_rule_policy[PORTOWNERS_RULE_A_MAX + 1] = {
 	[PORTOWNERS_RULE_A_UID] = { .type = NLA_U32 },
 	[PORTOWNERS_RULE_A_GID] = { .type = NLA_U32 },
 	[PORTOWNERS_RULE_A_ANY] = { .type = NLA_FLAG },
+	/* 4 or 16 bytes: po_parse_addr() says which is wrong, in words. */
+	[PORTOWNERS_RULE_A_ADDR] = { .type = NLA_BINARY,
+				     .len = sizeof(struct in6_addr) },
 };
 
 static const struct nla_policy po_policy[PORTOWNERS_A_MAX + 1] = {
@@ -50,6 +55,8 @@ static const struct nla_policy po_policy[PORTOWNERS_A_MAX + 1] = {
 	[PORTOWNERS_A_PORT] = NLA_POLICY_MIN(NLA_U16, 1),
 	[PORTOWNERS_A_VERDICT] = { .type = NLA_REJECT },
 	[PORTOWNERS_A_EXPECT_GENERATION] = { .type = NLA_U64 },
+	[PORTOWNERS_A_ADDR] = { .type = NLA_BINARY,
+				.len = sizeof(struct in6_addr) },
 };
 
 static struct user_namespace *po_skb_userns(const struct sk_buff *skb)
@@ -80,11 +87,30 @@ static const struct nlattr *po_nth_rule(const struct genl_info *info, u32 n)
 	return NULL;
 }
 
+/* An address attribute, IPv4 (4 bytes) or IPv6 (16), as IPv6: v4 mapped. */
+static int po_parse_addr(const struct nlattr *attr, struct in6_addr *addr,
+			 struct netlink_ext_ack *extack)
+{
+	switch (nla_len(attr)) {
+	case sizeof(struct in_addr):
+		ipv6_addr_set_v4mapped(nla_get_in_addr(attr), addr);
+		return 0;
+	case sizeof(struct in6_addr):
+		*addr = nla_get_in6_addr(attr);
+		return 0;
+	}
+	NL_SET_ERR_MSG_ATTR(extack, attr,
+			    "an address is 4 bytes (IPv4) or 16 bytes (IPv6)");
+	return -EINVAL;
+}
+
 static int po_parse_rule(const struct nlattr *attr, struct user_namespace *ns,
-			 bool owned, struct po_rule *r,
+			 bool owned, struct po_arule *a,
 			 struct netlink_ext_ack *extack)
 {
 	struct nlattr *tb[PORTOWNERS_RULE_A_MAX + 1];
+	struct po_rule *r = &a->r;
+	struct po_where where;
 	int err, proto;
 
 	err = nla_parse_nested(tb, PORTOWNERS_RULE_A_MAX, attr, po_rule_policy,
@@ -96,7 +122,19 @@ static int po_parse_rule(const struct nlattr *attr, struct user_namespace *ns,
 		return -EINVAL;
 	}
 
-	memset(r, 0, sizeof(*r));
+	memset(a, 0, sizeof(*a));
+	if (tb[PORTOWNERS_RULE_A_ADDR]) {
+		err = po_parse_addr(tb[PORTOWNERS_RULE_A_ADDR], &a->addr,
+				    extack);
+		if (err)
+			return err;
+		po_where_set(&where, &a->addr);
+		if (where.kind != PO_AT_ADDR) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[PORTOWNERS_RULE_A_ADDR],
+					    "a rule's address is one address, not 0.0.0.0 or :: (a rule on every address has none)");
+			return -EINVAL;
+		}
+	}
 	proto = po_proto_from_ipproto(nla_get_u8(tb[PORTOWNERS_RULE_A_PROTO]));
 	if (proto < 0) {
 		NL_SET_ERR_MSG_ATTR(extack, tb[PORTOWNERS_RULE_A_PROTO],
@@ -160,7 +198,7 @@ static int po_parse_rule(const struct nlattr *attr, struct user_namespace *ns,
 
 /* Parse every rule of the request into out, which has room for them. */
 static int po_parse_rules(struct sk_buff *skb, struct genl_info *info,
-			  bool owned, struct po_rule *out)
+			  bool owned, struct po_arule *out)
 {
 	struct user_namespace *ns = po_skb_userns(skb);
 	const struct nlattr *attr;
@@ -227,7 +265,7 @@ static int po_check_generation(struct po_net *pn, u64 expected,
  * before were in the table already (adding) or in earlier chunks. With
  * expect, only if the table is still at generation *expect.
  */
-static int po_publish(struct po_net *pn, const struct po_rule *rules,
+static int po_publish(struct po_net *pn, const struct po_arule *rules,
 		      u32 count, u32 ours_at, bool adding, const u64 *expect,
 		      struct genl_info *info)
 {
@@ -255,10 +293,10 @@ static int po_publish(struct po_net *pn, const struct po_rule *rules,
 			NL_SET_BAD_ATTR(info->extack, po_nth_rule(info, b - ours_at));
 		if (adding && a < ours_at)
 			NL_SET_ERR_MSG(info->extack,
-				       "rule overlaps a rule already in the table for the same protocol");
+				       "rule overlaps a rule already in the table for the same protocol and address");
 		else
 			NL_SET_ERR_MSG(info->extack,
-				       "rule overlaps another rule for the same protocol");
+				       "rule overlaps another rule for the same protocol and address");
 		return -EEXIST;
 	}
 	err = po_reserve_prepare(pn, t);
@@ -329,7 +367,7 @@ void po_stage_timeout_work(struct work_struct *work)
 
 static int po_stage_grow(struct po_stage *st, u32 more)
 {
-	struct po_rule *rules;
+	struct po_arule *rules;
 	u32 size = st->count + more;
 
 	if (size <= st->size)
@@ -436,8 +474,9 @@ static int po_add(struct sk_buff *skb, struct genl_info *info)
 	struct po_net *pn = po_net(genl_info_net(info));
 	u32 n = po_count_rules(info);
 	const struct po_table *old;
-	struct po_rule *rules;
+	struct po_arule *rules;
 	u64 expect_buf;
+	u32 i;
 	int err;
 
 	if (!n) {
@@ -453,7 +492,8 @@ static int po_add(struct sk_buff *skb, struct genl_info *info)
 	rules = kvmalloc_array(old->count + n, sizeof(*rules), GFP_KERNEL);
 	if (!rules)
 		goto out;
-	memcpy(rules, old->rules, old->count * sizeof(*rules));
+	for (i = 0; i < old->count; i++)
+		po_table_get(old, i, &rules[i]);
 	err = po_parse_rules(skb, info, true, rules + old->count);
 	if (!err)
 		err = po_publish(pn, rules, old->count + n, old->count, true,
@@ -468,7 +508,7 @@ static int po_del(struct sk_buff *skb, struct genl_info *info)
 {
 	struct po_net *pn = po_net(genl_info_net(info));
 	u32 n = po_count_rules(info), count;
-	struct po_rule *del, *rules = NULL;
+	struct po_arule *del, *rules = NULL;
 	const struct po_table *old;
 	u64 expect_buf;
 	int err;
@@ -513,10 +553,19 @@ static int po_flush(struct sk_buff *skb, struct genl_info *info)
 	return err;
 }
 
+static int po_put_addr(struct sk_buff *skb, int type,
+		       const struct in6_addr *addr)
+{
+	if (ipv6_addr_v4mapped(addr))
+		return nla_put_in_addr(skb, type, addr->s6_addr32[3]);
+	return nla_put_in6_addr(skb, type, addr);
+}
+
 static int po_put_rule(struct sk_buff *skb, const struct po_rule *r,
 		       struct user_namespace *ns)
 {
 	struct nlattr *nest = nla_nest_start(skb, PORTOWNERS_A_RULE);
+	const struct in6_addr *addr = po_rule_addr(r);
 
 	if (!nest)
 		return -EMSGSIZE;
@@ -531,7 +580,8 @@ static int po_put_rule(struct sk_buff *skb, const struct po_rule *r,
 	     nla_put_u32(skb, PORTOWNERS_RULE_A_GID,
 			 from_kgid_munged(ns, r->gid))) ||
 	    ((r->owner & PO_OWNER_ANY) &&
-	     nla_put_flag(skb, PORTOWNERS_RULE_A_ANY))) {
+	     nla_put_flag(skb, PORTOWNERS_RULE_A_ANY)) ||
+	    (addr && po_put_addr(skb, PORTOWNERS_RULE_A_ADDR, addr))) {
 		nla_nest_cancel(skb, nest);
 		return -EMSGSIZE;
 	}
@@ -546,6 +596,15 @@ struct po_dump_ctx {
 	bool started;
 	bool ended;		/* the last message is out: only NLMSG_DONE is left */
 };
+
+/* A dump asked for in version 1 of the ABI, which has no addresses. */
+static bool po_dump_blind(const struct netlink_callback *cb,
+			  const struct po_table *t)
+{
+	const struct genlmsghdr *hdr = nlmsg_data(cb->nlh);
+
+	return hdr->version < 2 && t->astart[PO_NPROTO];
+}
 
 /*
  * Every message carries the generation of the table it was read from. The
@@ -572,6 +631,12 @@ static int po_get_rules_dump(struct sk_buff *skb, struct netlink_callback *cb)
 	BUILD_BUG_ON(sizeof(*ctx) > sizeof(cb->ctx));
 	rcu_read_lock();
 	t = rcu_dereference(pn->table);
+	if (po_dump_blind(cb, t)) {
+		NL_SET_ERR_MSG(cb->extack,
+			       "the table has rules on one address, which a reader of version 1 would take for rules on every address: update portctl");
+		err = -EOPNOTSUPP;
+		goto out;
+	}
 	first = !ctx->started;
 	if (first) {
 		ctx->started = true;
@@ -601,7 +666,7 @@ static int po_get_rules_dump(struct sk_buff *skb, struct netlink_callback *cb)
 		ctx->ended = true;
 	else
 		for (; i < t->count; i++)
-			if (po_put_rule(skb, &t->rules[i], ns))
+			if (po_put_rule(skb, po_table_rule(t, i), ns))
 				break;
 	genlmsg_end(skb, hdr);
 	ctx->next = i;
@@ -693,7 +758,9 @@ static int po_check(struct sk_buff *skb, struct genl_info *info)
 	enum portowners_verdict verdict;
 	const struct po_rule *match;
 	struct po_subject who = {};
-	struct po_rule rule;
+	struct po_where where = { .kind = PO_AT_ANY };
+	struct po_arule rule;
+	struct in6_addr addr;
 	struct group_info *gi;
 	struct sk_buff *msg;
 	int proto, err;
@@ -710,6 +777,13 @@ static int po_check(struct sk_buff *skb, struct genl_info *info)
 				    "protocol must be tcp (6), udp (17) or sctp (132)");
 		return -EINVAL;
 	}
+	if (info->attrs[PORTOWNERS_A_ADDR]) {
+		err = po_parse_addr(info->attrs[PORTOWNERS_A_ADDR], &addr,
+				    info->extack);
+		if (err)
+			return err;
+		po_where_set(&where, &addr);
+	}
 	who.euid = make_kuid(ns, nla_get_u32(info->attrs[PORTOWNERS_A_UID]));
 	who.egid = INVALID_GID;
 	if (info->attrs[PORTOWNERS_A_GID])
@@ -721,10 +795,16 @@ static int po_check(struct sk_buff *skb, struct genl_info *info)
 
 	rcu_read_lock();
 	verdict = po_decide(rcu_dereference(pn->table), proto,
-			    nla_get_u16(info->attrs[PORTOWNERS_A_PORT]), &who,
-			    &match);
-	if (match)
-		rule = *match;
+			    nla_get_u16(info->attrs[PORTOWNERS_A_PORT]), &where,
+			    &who, &match);
+	/* A copy outlives the table; an address rule's with its address. */
+	if (match) {
+		const struct in6_addr *addr = po_rule_addr(match);
+
+		rule.r = *match;
+		if (addr)
+			rule.addr = *addr;
+	}
 	rcu_read_unlock();
 	put_group_info(gi);
 
@@ -734,7 +814,7 @@ static int po_check(struct sk_buff *skb, struct genl_info *info)
 	err = -EMSGSIZE;
 	hdr = genlmsg_put_reply(msg, info, &po_family, 0, PORTOWNERS_CMD_CHECK);
 	if (!hdr || nla_put_u8(msg, PORTOWNERS_A_VERDICT, verdict) ||
-	    (match && po_put_rule(msg, &rule, ns))) {
+	    (match && po_put_rule(msg, &rule.r, ns))) {
 		nlmsg_free(msg);
 		return err;
 	}

@@ -3,6 +3,7 @@
 #define _PO_H
 
 #include <linux/cred.h>
+#include <linux/in6.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/ratelimit.h>
@@ -29,6 +30,8 @@ enum po_owner_flags {
 	PO_OWNER_UID = 1 << 0,
 	PO_OWNER_GID = 1 << 1,
 	PO_OWNER_ANY = 1 << 2,
+	/* Not an owner: this rule is the one of a struct po_arule. */
+	PO_RULE_ADDR = 1 << 3,
 };
 
 struct po_rule {
@@ -41,16 +44,48 @@ struct po_rule {
 };
 
 /*
- * An immutable table: rules[start[p]..start[p + 1]) are protocol p's, sorted
- * by port and never overlapping, so a lookup is one binary search. Replaced
- * whole under RCU, never edited in place.
+ * A rule on one local address. addr is an IPv6 address or an IPv4-mapped
+ * one (::ffff:a.b.c.d), so one compare serves both families. Where a rule
+ * is given (a request, a stage, the input of po_table_build()) the same
+ * struct carries rules on every address too, with addr ::, which no rule on
+ * an address may have. In a table, maxhi is the highest port of this and
+ * every earlier address rule of its protocol.
+ */
+struct po_arule {
+	struct po_rule r;
+	struct in6_addr addr;
+	u16 maxhi;
+};
+
+/*
+ * An immutable table. rules[start[p]..start[p + 1]) are protocol p's rules
+ * on every address, sorted by port and never overlapping, so a lookup is one
+ * binary search. arules[astart[p]..astart[p + 1]) are its rules on one
+ * address, sorted by first port: the same binary search finds the last one
+ * starting at or below a port, and maxhi bounds the walk back over those
+ * that might cover it. A table with no address rules is searched as it
+ * always was. Replaced whole under RCU, never edited in place.
  */
 struct po_table {
 	struct rcu_head rcu;
 	u64 generation;
-	u32 count;
+	u32 count;			/* all rules, on every address or one */
 	u32 start[PO_NPROTO + 1];
+	u32 astart[PO_NPROTO + 1];
+	struct po_arule *arules;	/* in the same allocation, after rules */
 	struct po_rule rules[];
+};
+
+/* What a bind's address covers. */
+enum po_where_kind {
+	PO_AT_ADDR,	/* one address: where->addr */
+	PO_AT_ANY4,	/* 0.0.0.0: every IPv4 address */
+	PO_AT_ANY,	/* ::, every address of both families */
+};
+
+struct po_where {
+	enum po_where_kind kind;
+	struct in6_addr addr;	/* PO_AT_ADDR: IPv6, or IPv4-mapped */
 };
 
 /* Who asks to bind: a task's credentials, or the subject of a CHECK. */
@@ -73,7 +108,7 @@ struct po_stage {
 	bool expect;			/* a chunk carried EXPECT_GENERATION */
 	u64 generation;			/* ... and this was its value */
 	unsigned long last;		/* jiffies of the last chunk */
-	struct po_rule *rules;
+	struct po_arule *rules;
 };
 
 /*
@@ -118,12 +153,17 @@ int po_proto_from_ipproto(int ipproto);
 int po_proto_to_ipproto(int proto);
 const struct po_rule *po_lookup(const struct po_table *t, int proto, u16 port);
 enum portowners_verdict po_decide(const struct po_table *t, int proto,
-				  u16 port, const struct po_subject *who,
+				  u16 port, const struct po_where *where,
+				  const struct po_subject *who,
 				  const struct po_rule **rule);
-struct po_table *po_table_build(const struct po_rule *rules, u32 count,
+const struct in6_addr *po_rule_addr(const struct po_rule *r);
+void po_where_set(struct po_where *where, const struct in6_addr *addr);
+const struct po_rule *po_table_rule(const struct po_table *t, u32 i);
+void po_table_get(const struct po_table *t, u32 i, struct po_arule *out);
+struct po_table *po_table_build(const struct po_arule *rules, u32 count,
 				u64 generation, u32 *bad_a, u32 *bad_b);
-u32 po_table_release(const struct po_table *t, struct po_rule *out,
-		     struct po_rule *del, u32 ndel);
+u32 po_table_release(const struct po_table *t, struct po_arule *out,
+		     struct po_arule *del, u32 ndel);
 void po_table_swap(struct po_net *pn, struct po_table *t);
 int po_net_init_table(struct po_net *pn);
 void po_net_free_table(struct po_net *pn);

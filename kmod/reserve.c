@@ -49,7 +49,7 @@ int po_reserve_prepare(struct po_net *pn, const struct po_table *t)
 	lockdep_assert_held(&pn->lock);
 	if (pn->reserved || !po_kernel_reserved(pn))
 		return 0;
-	for (i = 0; i < t->count && !po_rule_reserves(&t->rules[i]); i++)
+	for (i = 0; i < t->count && !po_rule_reserves(po_table_rule(t, i)); i++)
 		;
 	if (i == t->count)
 		return 0;
@@ -94,7 +94,7 @@ void po_reserve_sync(struct po_net *pn, const struct po_table *t)
 		return;
 	bitmap_zero(pn->want, PO_NPORTS);
 	for (i = 0; i < t->count; i++) {
-		const struct po_rule *r = &t->rules[i];
+		const struct po_rule *r = po_table_rule(t, i);
 
 		if (po_rule_reserves(r))
 			bitmap_set(pn->want, r->lo, r->hi - r->lo + 1);

@@ -19,7 +19,7 @@ import click
 from click.shell_completion import CompletionItem
 
 from portctl import __version__, config, hooks, names, netlink
-from portctl.model import PROTOCOLS, PortRange, Rule
+from portctl.model import PROTOCOLS, PortRange, Rule, scope_text, sorted_rules
 from portctl.ports import PortsError, merge_ranges, parse_ports, range_text, subtract_all
 
 UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
@@ -47,7 +47,13 @@ class KernelClient(Protocol):
     def release(self, ranges: Sequence[PortRange]) -> None: ...
     def status(self) -> netlink.Status: ...
     def check(
-        self, uid: int, gid: int | None, groups: Sequence[int], proto: str, port: int
+        self,
+        uid: int,
+        gid: int | None,
+        groups: Sequence[int],
+        proto: str,
+        port: int,
+        addr: str = "",
     ) -> netlink.CheckResult: ...
 
 
@@ -152,16 +158,24 @@ def complete_ports(
 
 
 def ports_arg(
-    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...], wildcard: bool = False
 ) -> list[PortRange]:
     """Callback: PORTS arguments to port ranges (bad spelling: usage error, exit 2)."""
     out: list[PortRange] = []
     for spec in value:
         try:
-            out.extend(parse_ports(spec))
+            out.extend(parse_ports(spec, wildcard))
         except PortsError as e:
             raise click.BadParameter(str(e), ctx=ctx, param=param) from None
     return out
+
+
+def bind_ports_arg(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> list[PortRange]:
+    """Callback: the binds `check` asks about, where 0.0.0.0 and :: (wildcard
+    binds) are addresses too, unlike in rules."""
+    return ports_arg(ctx, param, value, wildcard=True)
 
 
 def owner_arg(ctx: click.Context, param: click.Parameter, value: str) -> names.Owner:
@@ -180,7 +194,7 @@ def owner_text(rule: Rule, numeric: bool = False) -> str:
 
 
 def rule_text(rule: Rule, numeric: bool = False) -> str:
-    return f"{rule.proto}/{rule.ports()} {owner_text(rule, numeric)}"
+    return f"{rule.text()} {owner_text(rule, numeric)}"
 
 
 def rule_json(rule: Rule, numeric: bool = False) -> dict[str, Any]:
@@ -188,6 +202,7 @@ def rule_json(rule: Rule, numeric: bool = False) -> dict[str, Any]:
         "proto": rule.proto,
         "lo": rule.lo,
         "hi": rule.hi,
+        "address": rule.addr or None,
         "owner": owner_text(rule, numeric),
         "uid": rule.uid,
         "user": names.user_name(rule.uid) if rule.uid is not None else None,
@@ -261,6 +276,7 @@ Exit status:
 
 \b
 PORTS: tcp/80  udp/53  sctp/9899  tcp/8000-8099  tcp/80,443
+       tcp/127.0.0.1:53  udp/[::1]:53 (on that local address only)
 OWNER: user  user:group  :group  '*' (any user); names or numbers
 
 \b
@@ -412,7 +428,8 @@ def chown(
 
     OWNER may come first or last: `chown named udp/53` and `chown udp/53
     named` are the same. A port that is already owned changes hands in one
-    atomic swap.
+    atomic swap. `tcp/53` changes the rule on every address only,
+    `tcp/127.0.0.1:53` the rule on that address only.
     """
     owner_word, ports_words = split_owner_ports(words)
     params = {p.name: p for p in ctx.command.params}
@@ -422,7 +439,7 @@ def chown(
     new = config.rules_for(ranges, owner)
 
     def edit_kernel(client: KernelClient) -> None:
-        edit_table(client, lambda current: sorted(subtract_all(current, ranges) + new))
+        edit_table(client, lambda current: sorted_rules(subtract_all(current, ranges) + new))
 
     _edit(ctx, file_override, runtime, lambda doc: doc.chown(ranges, owner), edit_kernel)
 
@@ -440,7 +457,9 @@ def release(
 ) -> None:
     """Drop the ownership of PORTS: back to the kernel's default.
 
-    Releasing part of a range keeps the rest of it.
+    Releasing part of a range keeps the rest of it. `tcp/53` releases the
+    rule on every address only, `tcp/127.0.0.1:53` the rule on that address
+    only.
     """
     ranges = merge_ranges(ports)
 
@@ -464,7 +483,8 @@ def list_(as_json: bool, numeric: bool) -> None:
         emit_json({"rules": [rule_json(r, numeric) for r in rules]})
         return
     rows = [["PROTO", "PORTS", "OWNER"]]
-    rows += [[r.proto, r.ports(), owner_text(r, numeric)] for r in rules]
+    # PORTS as after PROTO/ in a rule: 53, or 127.0.0.1:53 on one address.
+    rows += [[r.proto, r.text().partition("/")[2], owner_text(r, numeric)] for r in rules]
     click.echo(table(rows))
 
 
@@ -477,14 +497,19 @@ class Answer:
     rule: Rule | None
 
 
+WILDCARDS = ("", "0.0.0.0", "::")
+"""Binds `check` asks about that cover many addresses: no address is every address."""
+
+
 def interpret(
     who: names.Credentials,
     result: netlink.CheckResult,
     port: int,
     root_exempt: bool,
     unpriv_start: int,
+    addr: str = "",
 ) -> Answer:
-    """Whether ``who`` may bind ``port``, given the kernel's verdict."""
+    """Whether ``who`` may bind ``port`` (on ``addr``), given the kernel's verdict."""
     rule = result.rule
     where = f" ({rule_text(rule)})" if rule else ""
     if result.verdict == "grant":
@@ -506,6 +531,9 @@ def interpret(
                 rule,
             )
         owner = owner_text(rule) if rule else "another owner"
+        if rule is not None and rule.addr and addr in WILDCARDS:
+            # Asked about every address, refused for one of them: say which.
+            owner += f" on {rule.addr}, which a bind to every address covers"
         return Answer(False, "deny", "owned", f"owned by {owner}{where}", rule)
     if port < unpriv_start:
         if who.uid == 0:
@@ -529,13 +557,18 @@ def interpret(
 
 @cli.command(epilog=EPILOG)
 @click.argument("user", shell_complete=complete_users)
-@click.argument("ports", nargs=-1, required=True, callback=ports_arg, shell_complete=complete_ports)
+@click.argument(
+    "ports", nargs=-1, required=True, callback=bind_ports_arg, shell_complete=complete_ports
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON output (see portctl(8)).")
 def check(user: str, ports: list[PortRange], as_json: bool) -> None:
     """Would USER's bind() of PORTS succeed? Exit 0 yes, 1 no; says why.
 
     USER is a name or a number; their primary and supplementary groups
     count. Root is taken to have CAP_NET_BIND_SERVICE, others not.
+    `tcp/53` asks about a bind to every address (as to :: on a dual-stack
+    socket), `tcp/127.0.0.1:53` about a bind to that address, `tcp/0.0.0.0:53`
+    about an IPv4 socket's bind to every IPv4 address.
     """
     try:
         who = names.credentials(user)
@@ -553,18 +586,18 @@ def check(user: str, ports: list[PortRange], as_json: bool) -> None:
         root_exempt = client.status().root_exempt if who.uid == 0 else False
         for r in ranges:
             for port in range(r.lo, r.hi + 1):
-                res = client.check(who.uid, who.gid, who.groups, r.proto, port)
-                ans = interpret(who, res, port, root_exempt, unpriv)
+                res = client.check(who.uid, who.gid, who.groups, r.proto, port, r.addr)
+                ans = interpret(who, res, port, root_exempt, unpriv, r.addr)
                 if (
                     results
                     and results[-1][1] == ans
-                    and results[-1][0].proto == r.proto
+                    and (results[-1][0].proto, results[-1][0].addr) == (r.proto, r.addr)
                     and results[-1][0].hi + 1 == port
                 ):
                     prev = results[-1][0]
-                    results[-1] = (PortRange(r.proto, prev.lo, port), ans)
+                    results[-1] = (PortRange(r.proto, prev.lo, port, r.addr), ans)
                 else:
-                    results.append((PortRange(r.proto, port, port), ans))
+                    results.append((PortRange(r.proto, port, port, r.addr), ans))
     allowed = all(a.allowed for _, a in results)
     if as_json:
         emit_json(
@@ -579,6 +612,7 @@ def check(user: str, ports: list[PortRange], as_json: bool) -> None:
                         "proto": pr.proto,
                         "lo": pr.lo,
                         "hi": pr.hi,
+                        "address": pr.addr or None,
                         "allowed": a.allowed,
                         "verdict": a.verdict,
                         "reason": a.reason,
@@ -592,7 +626,9 @@ def check(user: str, ports: list[PortRange], as_json: bool) -> None:
     else:
         for pr, a in results:
             yes = "yes" if a.allowed else "no"
-            click.echo(f"{pr.proto}/{range_text(pr.lo, pr.hi)}: {yes}: {a.message}")
+            click.echo(
+                f"{scope_text(pr.proto, pr.addr)}{range_text(pr.lo, pr.hi)}: {yes}: {a.message}"
+            )
     if not allowed:
         raise SystemExit(EXIT_FAIL)
 
@@ -612,7 +648,7 @@ def load(ctx: click.Context, file: str | None) -> None:
     click.echo(f"loaded {len(rules)} rule{'s' if len(rules) != 1 else ''} from {path}")
 
 
-SAVE_HEADER = "portowners(5) table: PROTO/PORTS OWNER\nwritten by `portctl save`"
+SAVE_HEADER = "portowners(5) table: PROTO/[ADDRESS:]PORTS OWNER\nwritten by `portctl save`"
 
 
 @cli.command(epilog=EPILOG)

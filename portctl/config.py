@@ -1,12 +1,15 @@
 """The table file /etc/portowners: see portowners(5).
 
-One rule a line, ``PROTO/PORTS OWNER``::
+One rule a line, ``PROTO/PORTS OWNER``, or ``PROTO/ADDRESS:PORTS OWNER``
+for a rule on one local address only::
 
     udp/53          named
     tcp/80,443      www-data        # web
     tcp/8000-8099   :developers
     tcp/5432        postgres:dba
     tcp/631         *
+    tcp/127.0.0.1:53 named          # on this address only
+    udp/[::1]:53    named
 
 ``#`` starts a comment; blank lines are ignored. Parsing resolves names and
 checks the whole file; every bad line is reported as ``FILE:LINE: message``
@@ -29,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from portctl import names
-from portctl.model import PROTOCOLS, PortRange, Rule
+from portctl.model import PROTOCOLS, PortRange, Rule, address_key, sorted_rules
 from portctl.ports import PortsError, format_ranges, merge_ranges, parse_ports, subtract
 
 DEFAULT_PATH = "/etc/portowners"
@@ -52,6 +55,7 @@ class Line:
     proto: str = ""
     owner_text: str = ""
     comment: str = ""
+    addr: str = ""  # every rule of a line has the same protocol and address
 
 
 @dataclass
@@ -62,7 +66,7 @@ class Document:
     lines: list[Line] = field(default_factory=list)
 
     def rules(self) -> list[Rule]:
-        return sorted(r for line in self.lines for r in line.rules)
+        return sorted_rules(r for line in self.lines for r in line.rules)
 
     def text(self) -> str:
         return "".join(line.text + "\n" for line in self.lines)
@@ -72,6 +76,8 @@ class Document:
 
         Lines losing all their ports go; lines losing some are rewritten
         with the same owner and comment; other lines are kept as written.
+        Scope-exact: ranges on an address take ports off lines on that
+        address only, ranges without one off lines without one only.
         """
         changed = False
         kept: list[Line] = []
@@ -87,22 +93,25 @@ class Document:
             if not left:
                 continue
             spans = [(r.lo, r.hi) for r in left]
-            text = f"{format_ranges(line.proto, spans)} {line.owner_text}"
+            text = f"{format_ranges(line.proto, spans, line.addr)} {line.owner_text}"
             if line.comment:
                 text += f"  {line.comment}"
-            kept.append(Line(text, tuple(left), line.proto, line.owner_text, line.comment))
+            kept.append(
+                Line(text, tuple(left), line.proto, line.owner_text, line.comment, line.addr)
+            )
         self.lines = kept
         return changed
 
     def chown(self, ranges: Sequence[PortRange], owner: names.Owner) -> None:
         """Give ``ranges`` to ``owner``: release them, then append new lines.
 
-        Ports the file already gives to ``owner`` are left as written.
+        Ports the file already gives to ``owner`` (on the same address, or
+        on every address) are left as written; rules on other addresses too.
         """
         current = self.rules()
         wanted = rules_for(ranges, owner)
         ranges = [
-            PortRange(d.proto, d.lo, d.hi)
+            PortRange(d.proto, d.lo, d.hi, d.addr)
             for d in differences(wanted, current)
             if d.wanted is not None
         ]
@@ -116,7 +125,7 @@ class Document:
 def rules_for(ranges: Iterable[PortRange], owner: names.Owner) -> list[Rule]:
     """Rules giving ``ranges`` (merged) to ``owner``."""
     return [
-        Rule(r.proto, r.lo, r.hi, uid=owner.uid, gid=owner.gid, any_user=owner.any_user)
+        Rule(r.proto, r.lo, r.hi, owner.uid, owner.gid, owner.any_user, r.addr)
         for r in merge_ranges(ranges)
     ]
 
@@ -151,30 +160,35 @@ def _parse_line(text: str) -> tuple[Line, list[str]]:
     if errors or owner is None:
         return Line(text), errors
     rules = tuple(
-        Rule(r.proto, r.lo, r.hi, uid=owner.uid, gid=owner.gid, any_user=owner.any_user)
-        for r in ranges
+        Rule(r.proto, r.lo, r.hi, owner.uid, owner.gid, owner.any_user, r.addr) for r in ranges
     )
-    return Line(text, rules, ranges[0].proto, fields[1], comment.strip()), []
+    line = Line(text, rules, ranges[0].proto, fields[1], comment.strip(), ranges[0].addr)
+    return line, []
 
 
 def _overlaps(lines: Sequence[Line]) -> list[tuple[int, str]]:
-    """Overlapping rules within one document, each naming both lines."""
+    """Overlapping rules within one document, each naming both lines.
+
+    Rules overlap when they share a protocol, an address (or both have
+    none) and a port: a rule on an address may share its ports with a rule
+    on every address, and then decides for its address.
+    """
     errors: list[tuple[int, str]] = []
     seen: set[tuple[int, int]] = set()
-    for proto in PROTOCOLS:
-        located = sorted(
-            (rule.lo, rule.hi, lineno)
-            for lineno, line in enumerate(lines, 1)
-            for rule in line.rules
-            if rule.proto == proto
-        )
+    scopes: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    for lineno, line in enumerate(lines, 1):
+        for rule in line.rules:
+            scopes.setdefault((rule.proto, rule.addr), []).append((rule.lo, rule.hi, lineno))
+    order = sorted(scopes, key=lambda s: (list(PROTOCOLS).index(s[0]), address_key(s[1])))
+    for proto, addr in order:
+        located = sorted(scopes[proto, addr])
         reach: tuple[int, int, int] | None = None  # the rule reaching highest so far
         for lo, hi, lineno in located:
             if reach is not None and lo <= reach[1]:
                 other_lo, other_hi, other_line = reach
                 first, second = sorted((lineno, other_line))
-                a = format_ranges(proto, [(other_lo, other_hi)])
-                b = format_ranges(proto, [(lo, hi)])
+                a = format_ranges(proto, [(other_lo, other_hi)], addr)
+                b = format_ranges(proto, [(lo, hi)], addr)
                 if (first, second) not in seen or first == second:
                     seen.add((first, second))
                     if first == second:
@@ -240,18 +254,24 @@ def format_owner(rule: Rule, numeric: bool = False) -> str:
 
 
 def format_lines(rules: Iterable[Rule], numeric: bool = False) -> list[str]:
-    """Rule lines for ``rules``: consecutive rules of one protocol and owner share a line."""
+    """Rule lines for ``rules``: consecutive rules of one protocol, address
+    and owner share a line."""
     out: list[str] = []
     group: list[Rule] = []
 
     def flush() -> None:
         if group:
+            first = group[0]
             spans = [(r.lo, r.hi) for r in group]
-            out.append(f"{format_ranges(group[0].proto, spans)} {format_owner(group[0], numeric)}")
+            ports = format_ranges(first.proto, spans, first.addr)
+            out.append(f"{ports} {format_owner(first, numeric)}")
             group.clear()
 
-    for rule in sorted(rules):
-        if group and (group[0].proto != rule.proto or _owner_key(group[0]) != _owner_key(rule)):
+    for rule in sorted_rules(rules):
+        if group and (
+            (group[0].proto, group[0].addr) != (rule.proto, rule.addr)
+            or _owner_key(group[0]) != _owner_key(rule)
+        ):
             flush()
         group.append(rule)
     flush()
@@ -259,7 +279,7 @@ def format_lines(rules: Iterable[Rule], numeric: bool = False) -> list[str]:
 
 
 def format(rules: Iterable[Rule], header: str | None = None, numeric: bool = False) -> str:
-    """File text for ``rules``; ``parse(format(rules)) == sorted(rules)``."""
+    """File text for ``rules``; ``parse(format(rules)) == sorted_rules(rules)``."""
     text = ""
     if header:
         text = "".join(f"# {h}".rstrip() + "\n" for h in header.split("\n"))
@@ -281,13 +301,17 @@ OwnerKey = tuple[int | None, int | None, bool]
 
 @dataclass(frozen=True)
 class Difference:
-    """Ports owned differently: ``wanted`` (file) vs ``live`` (kernel); None = unowned."""
+    """Ports owned differently: ``wanted`` (file) vs ``live`` (kernel); None = unowned.
+
+    ``addr``: the address of the rules compared ("" for rules on every address).
+    """
 
     proto: str
     lo: int
     hi: int
     wanted: Rule | None
     live: Rule | None
+    addr: str = ""
 
 
 def _owner_at(starts: list[int], rules: list[Rule], port: int) -> Rule | None:
@@ -297,13 +321,25 @@ def _owner_at(starts: list[int], rules: list[Rule], port: int) -> Rule | None:
     return None
 
 
+def _by_scope(rules: Iterable[Rule]) -> dict[tuple[str, str], list[Rule]]:
+    """Rules by protocol and address, each list sorted by port."""
+    out: dict[tuple[str, str], list[Rule]] = {}
+    for rule in sorted_rules(rules):
+        out.setdefault((rule.proto, rule.addr), []).append(rule)
+    return out
+
+
 def differences(wanted: Iterable[Rule], live: Iterable[Rule]) -> list[Difference]:
-    """Port by port, where ``wanted`` and ``live`` give a port to different owners."""
-    wanted_l, live_l = sorted(wanted), sorted(live)
+    """Port by port, where ``wanted`` and ``live`` give a port to different owners.
+
+    Scope by scope: rules on an address are compared with the other side's
+    rules on that address, rules on every address with rules on every address.
+    """
+    a_scopes, b_scopes = _by_scope(wanted), _by_scope(live)
+    scopes = sorted(a_scopes.keys() | b_scopes.keys(), key=lambda s: (s[0], address_key(s[1])))
     out: list[Difference] = []
-    for proto in sorted(PROTOCOLS):
-        a = [r for r in wanted_l if r.proto == proto]
-        b = [r for r in live_l if r.proto == proto]
+    for proto, addr in scopes:
+        a, b = a_scopes.get((proto, addr), []), b_scopes.get((proto, addr), [])
         a_starts, b_starts = [r.lo for r in a], [r.lo for r in b]
         points = sorted({r.lo for r in a + b} | {r.hi + 1 for r in a + b})
         for p, q in itertools.pairwise(points):
@@ -315,19 +351,19 @@ def differences(wanted: Iterable[Rule], live: Iterable[Rule]) -> list[Difference
             prev = out[-1] if out else None
             if (
                 prev is not None
-                and prev.proto == proto
+                and (prev.proto, prev.addr) == (proto, addr)
                 and prev.hi + 1 == p
                 and (_owner_key(prev.wanted) if prev.wanted else None) == ka
                 and (_owner_key(prev.live) if prev.live else None) == kb
             ):
-                out[-1] = Difference(proto, prev.lo, q - 1, prev.wanted, prev.live)
+                out[-1] = Difference(proto, prev.lo, q - 1, prev.wanted, prev.live, addr)
             else:
-                out.append(Difference(proto, p, q - 1, ra, rb))
+                out.append(Difference(proto, p, q - 1, ra, rb, addr))
     return out
 
 
 def _with_ports(rule: Rule, lo: int, hi: int) -> Rule:
-    return Rule(rule.proto, lo, hi, uid=rule.uid, gid=rule.gid, any_user=rule.any_user)
+    return rule._replace(lo=lo, hi=hi)
 
 
 def diff_lines(wanted: Iterable[Rule], live: Iterable[Rule], numeric: bool = False) -> list[str]:

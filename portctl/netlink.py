@@ -31,7 +31,15 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from portctl.model import PROTO_NAMES, PROTOCOLS, PortRange, Rule
+from portctl.model import (
+    PROTO_NAMES,
+    PROTOCOLS,
+    PortRange,
+    Rule,
+    address_bytes,
+    address_from_bytes,
+    sorted_rules,
+)
 
 
 def _skip_pyroute2_init() -> None:
@@ -66,7 +74,10 @@ from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
 from pyroute2.netlink.generic import GenericNetlinkSocket  # noqa: E402
 
 GENL_NAME = "portowners"
-GENL_VERSION = 1
+# 2: rules may hold on one address (PORTOWNERS_RULE_A_ADDR). The kernel
+# refuses a version 1 dump of a table with such a rule: a reader that cannot
+# see the address would take it for a rule on every address.
+GENL_VERSION = 2
 MAX_RULES = 3 * 65535
 
 CMD_UNSPEC = 0
@@ -102,6 +113,7 @@ class rulemsg(nla):  # type: ignore[misc]
         ("PORTOWNERS_RULE_A_UID", "uint32"),
         ("PORTOWNERS_RULE_A_GID", "uint32"),
         ("PORTOWNERS_RULE_A_ANY", "flag"),
+        ("PORTOWNERS_RULE_A_ADDR", "cdata"),  # 4 or 16 bytes, network order
     )
 
 
@@ -126,6 +138,7 @@ class pomsg(genlmsg):  # type: ignore[misc]
         ("PORTOWNERS_A_PORT", "uint16"),
         ("PORTOWNERS_A_VERDICT", "uint8"),
         ("PORTOWNERS_A_EXPECT_GENERATION", "uint64"),
+        ("PORTOWNERS_A_ADDR", "cdata"),  # 4 or 16 bytes, network order
     )
     rule = rulemsg
 
@@ -142,13 +155,16 @@ RULE_A_PORT_HI = _attr_type(rulemsg, "PORTOWNERS_RULE_A_PORT_HI")
 RULE_A_UID = _attr_type(rulemsg, "PORTOWNERS_RULE_A_UID")
 RULE_A_GID = _attr_type(rulemsg, "PORTOWNERS_RULE_A_GID")
 RULE_A_ANY = _attr_type(rulemsg, "PORTOWNERS_RULE_A_ANY")
+RULE_A_ADDR = _attr_type(rulemsg, "PORTOWNERS_RULE_A_ADDR")
 
 # A rule nest as rulemsg lays it out (native byte order, every attribute
 # padded to 4 bytes, its length field without the padding, the nest's with):
 #   nest header | PROTO u8 | PORT_LO u16 | PORT_HI u16 | [ANY] [UID u32] [GID u32]
-# Only the ports differ between the rules of one owner and protocol. So a
-# run of such rules (a table sorted by protocol and port has long ones) is
-# one template repeated, and its ports are written into it in two strided
+#   [ADDR 4 or 16 bytes]
+# Only the ports differ between the rules of one owner, protocol and address.
+# So a run of such rules (a table sorted by protocol, address and port has
+# long ones; an address breaks a run of one owner, no more) is one template
+# repeated, and its ports are written into it in two strided
 # stores, PORT_LO's and PORT_HI's values (_Template): no Python code runs
 # per rule, only C (zip transposes the rules, array converts the ports,
 # memoryview stores them). Under emulation that is what brings a 65,536-rule
@@ -163,7 +179,7 @@ class _Template:
     hi: int
 
 
-def _template(proto: str, uid: int | None, gid: int | None, any_user: bool) -> _Template:
+def _template(proto: str, uid: int | None, gid: int | None, any_user: bool, addr: str) -> _Template:
     tail = b""
     if any_user:
         tail += _NLA.pack(4, RULE_A_ANY)
@@ -171,6 +187,9 @@ def _template(proto: str, uid: int | None, gid: int | None, any_user: bool) -> _
         tail += struct.pack("=HHI", 8, RULE_A_UID, uid)
     if gid is not None:
         tail += struct.pack("=HHI", 8, RULE_A_GID, gid)
+    if addr:
+        packed = address_bytes(addr)  # 4 or 16 bytes: no padding
+        tail += _NLA.pack(4 + len(packed), RULE_A_ADDR) + packed
     size = 4 + 8 + 8 + 8 + len(tail)
     head = (
         _NLA.pack(size, A_RULE | NLA_F_NESTED)
@@ -182,7 +201,7 @@ def _template(proto: str, uid: int | None, gid: int | None, any_user: bool) -> _
     return _Template(head + ports + tail, len(head) // 2, (len(head) + 8) // 2)
 
 
-RuleEnds = dict[tuple[str, int | None, int | None, bool], _Template]
+RuleEnds = dict[tuple[str, int | None, int | None, bool, str], _Template]
 
 
 def encode_rules(
@@ -192,8 +211,8 @@ def encode_rules(
     pyroute2 makes of [["PORTOWNERS_A_RULE", rule_attrs(r)] for r in rules].
     Appended to out, if given (no copy of a chunk's 90 KB), and returned.
 
-    ends caches each owner's and protocol's template; pass the same dict to
-    the calls for one table.
+    ends caches the template of each owner, protocol and address; pass the
+    same dict to the calls for one table.
     """
     if out is None:
         out = bytearray()
@@ -201,10 +220,10 @@ def encode_rules(
         return out
     if ends is None:
         ends = {}
-    protos, los, his, uids, gids, anys = zip(*rules, strict=True)
-    owners = (protos, uids, gids, anys)
+    protos, los, his, uids, gids, anys, addrs = zip(*rules, strict=True)
+    owners = (protos, uids, gids, anys, addrs)
     if all(col.count(col[0]) == len(col) for col in owners):
-        runs: Iterable[tuple[Any, Any]] = [((protos[0], uids[0], gids[0], anys[0]), los)]
+        runs: Iterable[tuple[Any, Any]] = [((protos[0], uids[0], gids[0], anys[0], addrs[0]), los)]
     else:
         runs = itertools.groupby(zip(*owners, strict=True))
     first = 0
@@ -309,10 +328,13 @@ def rule_attrs(rule: Rule | PortRange) -> dict[str, Any]:
             attrs.append(["PORTOWNERS_RULE_A_UID", rule.uid])
         if rule.gid is not None:
             attrs.append(["PORTOWNERS_RULE_A_GID", rule.gid])
+    if rule.addr:
+        attrs.append(["PORTOWNERS_RULE_A_ADDR", address_bytes(rule.addr)])
     return {"attrs": attrs}
 
 
 def rule_from_nla(attr: Any) -> Rule:
+    addr = attr.get_attr("PORTOWNERS_RULE_A_ADDR")
     return Rule(
         proto=PROTO_NAMES[attr.get_attr("PORTOWNERS_RULE_A_PROTO")],
         lo=attr.get_attr("PORTOWNERS_RULE_A_PORT_LO"),
@@ -320,6 +342,7 @@ def rule_from_nla(attr: Any) -> Rule:
         uid=attr.get_attr("PORTOWNERS_RULE_A_UID"),
         gid=attr.get_attr("PORTOWNERS_RULE_A_GID"),
         any_user=attr.get_attr("PORTOWNERS_RULE_A_ANY") is not None,
+        addr=address_from_bytes(addr) if addr is not None else "",
     )
 
 
@@ -341,6 +364,18 @@ def is_unknown_attribute(error: PortownersError) -> bool:
         and error.code == errno.EINVAL
         and str(error) == "Unknown attribute type"
     )
+
+
+def older_module(cannot: str) -> PortownersError:
+    """The kernel refused an attribute it does not know: the module is older."""
+    return PortownersError(
+        f"the loaded portowners module is older than this portctl: it {cannot}; "
+        "load the module that came with portctl "
+        "(modprobe -r portowners && modprobe portowners)"
+    )
+
+
+ADDRESS_RULES_UNKNOWN = "cannot hold a rule on one address"
 
 
 def replace_messages(
@@ -489,7 +524,7 @@ class Client:
             interrupted = any(m["header"]["flags"] & NLM_F_DUMP_INTR for m in msgs)
             if len(gens) == 1 and not interrupted:
                 rules = [rule_from_nla(a) for m in msgs for a in m.get_attrs("PORTOWNERS_A_RULE")]
-                return int(gens.pop()), sorted(rules)
+                return int(gens.pop()), sorted_rules(rules)
         raise PortownersError(
             f"the port table kept changing while it was read ({DUMP_TRIES} tries): try again"
         )
@@ -519,13 +554,13 @@ class Client:
                     ) from None
                 except NetlinkError as err:
                     e = _rejected(err)
-                    if start == 0 and expect_generation is not None and is_unknown_attribute(e):
-                        raise PortownersError(
-                            "the loaded portowners module is older than this portctl: it "
-                            "cannot make a change conditional on the table read; load the "
-                            "module that came with portctl "
-                            "(modprobe -r portowners && modprobe portowners)"
-                        ) from None
+                    if is_unknown_attribute(e):
+                        if any(r.addr for r in rules[start : start + CHUNK]):
+                            raise older_module(ADDRESS_RULES_UNKNOWN) from None
+                        if start == 0 and expect_generation is not None:
+                            raise older_module(
+                                "cannot make a change conditional on the table read"
+                            ) from None
                     raise e from None
         finally:
             channel.close()
@@ -534,11 +569,21 @@ class Client:
         """The socket a REPLACE's chunks go out on (tests give a stub)."""
         return RawChannel()
 
+    def _rules_request(self, cmd: int, rules: Sequence[Rule] | Sequence[PortRange]) -> None:
+        try:
+            self._request(cmd, [["PORTOWNERS_A_RULE", rule_attrs(r)] for r in rules])
+        except KernelRejected as e:
+            if is_unknown_attribute(e) and any(r.addr for r in rules):
+                raise older_module(ADDRESS_RULES_UNKNOWN) from None
+            raise
+
     def add(self, rules: Sequence[Rule]) -> None:
-        self._request(CMD_ADD_RULES, [["PORTOWNERS_A_RULE", rule_attrs(r)] for r in rules])
+        self._rules_request(CMD_ADD_RULES, rules)
 
     def release(self, ranges: Sequence[PortRange]) -> None:
-        self._request(CMD_DEL_RULES, [["PORTOWNERS_A_RULE", rule_attrs(r)] for r in ranges])
+        """Release ports, scope-exact: ranges on an address from rules on that
+        address only, ranges without one from rules on every address only."""
+        self._rules_request(CMD_DEL_RULES, ranges)
 
     def flush(self) -> None:
         self._request(CMD_FLUSH, [])
@@ -555,8 +600,16 @@ class Client:
         )
 
     def check(
-        self, uid: int, gid: int | None, groups: Sequence[int], proto: str, port: int
+        self,
+        uid: int,
+        gid: int | None,
+        groups: Sequence[int],
+        proto: str,
+        port: int,
+        addr: str = "",
     ) -> CheckResult:
+        """The kernel's verdict on a bind to addr (canonical text; 0.0.0.0 an
+        IPv4 wildcard bind) and port; no addr: a wildcard bind on every address."""
         attrs: list[list[Any]] = [
             ["PORTOWNERS_A_UID", uid],
             ["PORTOWNERS_A_PROTO", PROTOCOLS[proto]],
@@ -565,7 +618,15 @@ class Client:
         if gid is not None:
             attrs.append(["PORTOWNERS_A_GID", gid])
         attrs += [["PORTOWNERS_A_GROUP", g] for g in groups]
-        (msg,) = (m for m in self._request(CMD_CHECK, attrs) if m.get("cmd") == CMD_CHECK)
+        if addr:
+            attrs.append(["PORTOWNERS_A_ADDR", address_bytes(addr)])
+        try:
+            replies = self._request(CMD_CHECK, attrs)
+        except KernelRejected as e:
+            if addr and is_unknown_attribute(e):
+                raise older_module("cannot check a bind to one address") from None
+            raise
+        (msg,) = (m for m in replies if m.get("cmd") == CMD_CHECK)
         rule = msg.get_attr("PORTOWNERS_A_RULE")
         return CheckResult(
             verdict=VERDICTS[msg.get_attr("PORTOWNERS_A_VERDICT")],

@@ -5,15 +5,26 @@
  * This header is the single definition of the ABI. portctl (Python) is
  * checked against it by tests/host/test_uapi.py, so the two cannot drift.
  *
- * A rule gives one port range of one protocol to an owner. Ports are in
- * host byte order. uids and gids are in the user namespace of the netlink
- * socket's opener.
+ * A rule gives one port range of one protocol to an owner, on every local
+ * address or, with PORTOWNERS_RULE_A_ADDR, on one. Ports are in host byte
+ * order, addresses in network byte order. uids and gids are in the user
+ * namespace of the netlink socket's opener.
+ *
+ * Rules of one protocol on every address never overlap, nor do rules of one
+ * protocol on the same address; a rule on an address may overlap a rule on
+ * every address, and then decides for its address (docs/design.md).
  */
 #ifndef _UAPI_LINUX_PORTOWNERS_H
 #define _UAPI_LINUX_PORTOWNERS_H
 
 #define PORTOWNERS_GENL_NAME		"portowners"
-#define PORTOWNERS_GENL_VERSION		1
+/*
+ * 2: rules may carry PORTOWNERS_RULE_A_ADDR. A GET_RULES dump to a request of
+ * version 1 fails with EOPNOTSUPP while the table has an address rule: a
+ * reader that cannot see the address would take the rule for one on every
+ * address (and write it back so).
+ */
+#define PORTOWNERS_GENL_VERSION		2
 
 /* Most rules one table holds: every port of every protocol, one by one. */
 #define PORTOWNERS_MAX_RULES		(3 * 65535)
@@ -39,8 +50,10 @@ enum portowners_cmd {
 	/* Admin. Add the PORTOWNERS_A_RULE* given to the table. */
 	PORTOWNERS_CMD_ADD_RULES,
 	/*
-	 * Admin. Release the ports of each PORTOWNERS_A_RULE* given (proto and
-	 * range only); a rule partly covered keeps its other ports.
+	 * Admin. Release the ports of each PORTOWNERS_A_RULE* given (proto,
+	 * range and address only): rules on the same address (or, without
+	 * PORTOWNERS_RULE_A_ADDR, rules on every address) lose those ports; a
+	 * rule partly covered keeps its other ports.
 	 */
 	PORTOWNERS_CMD_DEL_RULES,
 	/* Admin. Empty the table. */
@@ -49,8 +62,11 @@ enum portowners_cmd {
 	PORTOWNERS_CMD_GET_STATUS,
 	/*
 	 * Evaluate the live table for PORTOWNERS_A_UID, PORTOWNERS_A_GID,
-	 * PORTOWNERS_A_GROUP*, PORTOWNERS_A_PROTO, PORTOWNERS_A_PORT. The reply
-	 * has PORTOWNERS_A_VERDICT and, when a rule matched, PORTOWNERS_A_RULE.
+	 * PORTOWNERS_A_GROUP*, PORTOWNERS_A_PROTO, PORTOWNERS_A_PORT and
+	 * PORTOWNERS_A_ADDR, as a bind to that address and port would be. The
+	 * reply has PORTOWNERS_A_VERDICT and, when a rule decided (for a
+	 * wildcard address: a rule that refused, or one that granted),
+	 * PORTOWNERS_A_RULE.
 	 */
 	PORTOWNERS_CMD_CHECK,
 
@@ -81,6 +97,13 @@ enum portowners_attr {
 	 * if it is still at this generation, else ESTALE.
 	 */
 	PORTOWNERS_A_EXPECT_GENERATION,
+	/*
+	 * binary, 4 (IPv4) or 16 (IPv6) bytes, in CHECK: the address of the
+	 * bind asked about. 0.0.0.0 is an IPv4 socket's wildcard bind (every
+	 * IPv4 address); :: (or no PORTOWNERS_A_ADDR) a wildcard bind on every
+	 * address, IPv4 and IPv6.
+	 */
+	PORTOWNERS_A_ADDR,
 
 	__PORTOWNERS_A_MAX,
 	PORTOWNERS_A_MAX = __PORTOWNERS_A_MAX - 1
@@ -94,6 +117,13 @@ enum portowners_rule_attr {
 	PORTOWNERS_RULE_A_UID,		/* u32, owner uid */
 	PORTOWNERS_RULE_A_GID,		/* u32, owner gid */
 	PORTOWNERS_RULE_A_ANY,		/* flag, any user may bind */
+	/*
+	 * binary, 4 (IPv4) or 16 (IPv6) bytes: the rule holds on this local
+	 * address only. Not 0.0.0.0 or :: (a rule on every address has no
+	 * PORTOWNERS_RULE_A_ADDR); an IPv4-mapped IPv6 address is its IPv4
+	 * address, and is dumped as 4 bytes.
+	 */
+	PORTOWNERS_RULE_A_ADDR,
 
 	__PORTOWNERS_RULE_A_MAX,
 	PORTOWNERS_RULE_A_MAX = __PORTOWNERS_RULE_A_MAX - 1

@@ -1,7 +1,14 @@
-"""An in-memory stand-in for portctl.netlink.Client, for host tests of the CLI."""
+"""An in-memory stand-in for portctl.netlink.Client, for host tests of the CLI.
+
+It decides as the module does (docs/design.md): rules of one protocol on
+one address (or on every address) never overlap; a bind to an address is
+decided by the rule on that address, else by the rule on every address; a
+wildcard bind by every rule of the port in its scope.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,7 +18,7 @@ from types import TracebackType
 from click.testing import CliRunner, Result
 
 from portctl import netlink
-from portctl.model import PortRange, Rule
+from portctl.model import PortRange, Rule, sorted_rules
 from portctl.ports import subtract_all
 
 
@@ -25,6 +32,7 @@ class FakeKernel:
     granted: int = 0
     denied: int = 0
     calls: list[str] = field(default_factory=list)
+    checks: list[tuple[str, int, str]] = field(default_factory=list)  # (proto, port, addr)
     # Another writer: called after each read of the table, while it returns
     # True, to change the table behind the reader's back (a race, in order).
     intruder: Callable[[FakeKernel], bool] | None = None
@@ -59,7 +67,7 @@ class FakeClient:
             raise netlink.NotPermitted()
 
     def table(self) -> tuple[int, list[Rule]]:
-        seen = self.k.generation, sorted(self.k.rules)
+        seen = self.k.generation, sorted_rules(self.k.rules)
         if self.k.intruder is not None and not self.k.intruder(self.k):
             self.k.intruder = None
         return seen
@@ -71,7 +79,11 @@ class FakeClient:
         self._admin("replace")
         if expect_generation is not None and expect_generation != self.k.generation:
             raise netlink.TableChanged("the table changed since this writer read it")
-        ordered = sorted(rules)
+        ordered = sorted_rules(rules)
+        for r in ordered:
+            if r.addr and ipaddress.ip_address(r.addr).is_unspecified:
+                raise netlink.KernelRejected("a rule on 0.0.0.0 or ::")
+        # Sorted by protocol, address, port: an overlap shows between neighbours.
         for a, b in itertools.pairwise(ordered):
             if a.overlaps(b):
                 raise netlink.KernelRejected("rules overlap")
@@ -84,7 +96,7 @@ class FakeClient:
 
     def release(self, ranges: Sequence[PortRange]) -> None:
         self._admin("release")
-        self.k.rules = sorted(subtract_all(self.k.rules, ranges))
+        self.k.rules = sorted_rules(subtract_all(self.k.rules, ranges))
         self.k.generation += 1
 
     def flush(self) -> None:
@@ -102,17 +114,45 @@ class FakeClient:
         )
 
     def check(
-        self, uid: int, gid: int | None, groups: Sequence[int], proto: str, port: int
+        self,
+        uid: int,
+        gid: int | None,
+        groups: Sequence[int],
+        proto: str,
+        port: int,
+        addr: str = "",
     ) -> netlink.CheckResult:
-        for r in self.k.rules:
-            if r.proto == proto and r.lo <= port <= r.hi:
-                mine = (
-                    r.any_user
-                    or (r.uid is not None and r.uid == uid)
-                    or (r.gid is not None and (r.gid == gid or r.gid in groups))
-                )
-                return netlink.CheckResult("grant" if mine else "deny", r)
-        return netlink.CheckResult("pass", None)
+        self.k.checks.append((proto, port, addr))
+        scope = self.deciding(proto, port, addr)
+        if not scope:
+            return netlink.CheckResult("pass", None)
+
+        def grants(r: Rule) -> bool:
+            return (
+                r.any_user
+                or (r.uid is not None and r.uid == uid)
+                or (r.gid is not None and (r.gid == gid or r.gid in groups))
+            )
+
+        # Every rule in scope must grant (a wildcard bind covers them all).
+        refused = [r for r in scope if not grants(r)]
+        if refused:
+            return netlink.CheckResult("deny", refused[0])
+        return netlink.CheckResult("grant", scope[0])
+
+    def deciding(self, proto: str, port: int, addr: str) -> list[Rule]:
+        """The rules that decide a bind to addr and port: on an address, its
+        rule or else the rule on every address; 0.0.0.0 (an IPv4 socket's
+        wildcard), the rule on every address and every IPv4 address's; ::
+        or no address, every rule of the port (IPV6_V6ONLY can change
+        during the bind, so the kernel takes :: as dual-stack)."""
+        rules = sorted_rules(r for r in self.k.rules if r.proto == proto and r.lo <= port <= r.hi)
+        if addr in ("", "::"):
+            return rules
+        if addr == "0.0.0.0":
+            return [r for r in rules if not r.addr or ipaddress.ip_address(r.addr).version == 4]
+        exact = [r for r in rules if r.addr == addr]
+        return exact or [r for r in rules if not r.addr]
 
 
 def run_portctl(table: Path, *args: str) -> Result:

@@ -154,6 +154,7 @@ def test_list(kernel: FakeKernel, table: Path) -> None:
         "proto": "tcp",
         "lo": 80,
         "hi": 80,
+        "address": None,
         "owner": "root",
         "uid": 0,
         "user": "root",

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portctl import config
-from portctl.model import PortRange, Rule
+from portctl.model import PortRange, Rule, sorted_rules
 from portctl.names import MAX_ID, Owner
 from portctl.ports import parse_ports, subtract_all
 
@@ -181,19 +181,27 @@ def owners(draw: st.DrawFn) -> tuple[int | None, int | None, bool]:
     return (uid, gid, False)
 
 
+# Every address ("") and a few: IPv4, IPv6, one that sorts apart as text and
+# as a number (10.0.0.2 > 9.0.0.1).
+ADDRESSES = ["", "127.0.0.1", "9.0.0.1", "10.0.0.2", "::1", "2001:db8::1"]
+
+
 @st.composite
 def tables(draw: st.DrawFn) -> list[Rule]:
+    """Valid tables: rules of one protocol and address never overlap; rules
+    on an address may share ports with rules on every address."""
     rules: list[Rule] = []
     for proto in ("tcp", "udp", "sctp"):
-        points = sorted(draw(st.sets(st.integers(1, 65535), max_size=12)))
-        # pair up consecutive points into disjoint ranges; odd one out is a single port
-        while points:
-            lo = points.pop(0)
-            is_range: bool = bool(points) and draw(st.booleans())
-            hi = points.pop(0) if is_range else lo
-            uid, gid, any_user = draw(owners())
-            rules.append(Rule(proto, lo, hi, uid=uid, gid=gid, any_user=any_user))
-    return sorted(rules)
+        for addr in draw(st.sets(st.sampled_from(ADDRESSES[1:]), max_size=2)) | {""}:
+            points = sorted(draw(st.sets(st.integers(1, 65535), max_size=8)))
+            # pair up consecutive points into disjoint ranges; odd one out is a single port
+            while points:
+                lo = points.pop(0)
+                is_range: bool = bool(points) and draw(st.booleans())
+                hi = points.pop(0) if is_range else lo
+                uid, gid, any_user = draw(owners())
+                rules.append(Rule(proto, lo, hi, uid, gid, any_user, addr))
+    return sorted_rules(rules)
 
 
 @given(tables(), st.booleans())
@@ -262,7 +270,8 @@ def range_lists(draw: st.DrawFn) -> list[PortRange]:
     for _ in range(draw(st.integers(0, 4))):
         lo = draw(st.integers(1, 65535))
         hi = draw(st.integers(lo, min(65535, lo + draw(st.integers(0, 3000)))))
-        out.append(PortRange(draw(st.sampled_from(["tcp", "udp", "sctp"])), lo, hi))
+        proto = draw(st.sampled_from(["tcp", "udp", "sctp"]))
+        out.append(PortRange(proto, lo, hi, draw(st.sampled_from(ADDRESSES))))
     return out
 
 

@@ -46,6 +46,13 @@ OWNERS_BAD += ["4294967295", "99999999999", "-1", "root\x00", "rööt", "\udcff\
 PROTOS_BAD = ["TCP", "icmp", "tcp6", "", "udp ", "sctp/", "t\u0441p"]  # a Cyrillic es
 PORTS_BAD = ["0", "65536", "-1", "80-", "-80", "90-80", "80,,81", "80,", ",80", "0x50", "٣"]
 PORTS_BAD += ["99999999999999999999", "80-90-100", "1e3", "\uff18\uff10"]  # fullwidth digits
+# Addresses as written before the ports, `:` included; the same address in
+# other spellings (v4-mapped, uppercase, uncompressed) makes overlaps.
+ADDRS_GOOD = ["", "", "", "127.0.0.1:", "192.0.2.10:", "[::1]:", "[2001:db8::1]:"]
+ADDRS_GOOD += ["[::ffff:127.0.0.1]:", "[2001:DB8:0::1]:", "[127.0.0.1]:"]
+ADDRS_BAD = ["0.0.0.0:", "[::]:", "[::ffff:0.0.0.0]:", "::1:", "[fe80::1%eth0]:", "fe80::1%lo:"]
+ADDRS_BAD += ["localhost:", "1.2.3:", "256.1.1.1:", "[::1", "[::1]", ":", "[]:", "127.0.0.01:"]
+ADDRS_BAD += ["[1.2.3.4.5]:", "[::1]]:", "[::1%]:", "\u0661.2.3.4:"]  # an Arabic-Indic 1
 # Characters str.split() takes for whitespace, and others a file may hold.
 ODD = ["\t", "\x0b", "\x0c", "\r", "\x1c", "\x85", "\xa0", "\u2028", "\u3000", "\x00", "\x1b"]
 ODD += ["#", ",", "-", "/", ":", "*", "é", "٣", "\udcff", "\ufeff", "\U0001f600"]
@@ -68,10 +75,11 @@ def port_item(draw: st.DrawFn) -> str:
 @st.composite
 def valid_line(draw: st.DrawFn) -> str:
     proto = draw(st.sampled_from(PROTOS))
+    addr = draw(st.sampled_from(ADDRS_GOOD))
     items = ",".join(draw(st.lists(port_item(), min_size=1, max_size=4)))
     owner = draw(st.sampled_from(OWNERS_GOOD))
     space = draw(st.sampled_from([" ", "  ", "\t", " \t ", "\xa0"]))
-    line = f"{proto}/{items}{space}{owner}"
+    line = f"{proto}/{addr}{items}{space}{owner}"
     if draw(st.booleans()):
         line = draw(st.sampled_from(["", " ", "\t"])) + line
     if draw(st.integers(0, 3)) == 0:
@@ -82,7 +90,11 @@ def valid_line(draw: st.DrawFn) -> str:
 @st.composite
 def bad_line(draw: st.DrawFn) -> str:
     proto = draw(st.sampled_from(PROTOS))
-    kind = draw(st.sampled_from(["owner", "proto", "ports", "swap", "fields", "missing"]))
+    kind = draw(
+        st.sampled_from(["owner", "proto", "ports", "swap", "fields", "missing", "address"])
+    )
+    if kind == "address":
+        return f"{proto}/{draw(st.sampled_from(ADDRS_BAD))}{draw(port())} root"
     if kind == "owner":
         return f"{proto}/{draw(port())} {draw(st.sampled_from(OWNERS_BAD))}"
     if kind == "proto":
@@ -276,6 +288,8 @@ BAD_FILES = [
     b"tcp/1-100 root\ntcp/50 root\n",
     b"\x1b[2Jtcp/80 root\n",
     b"sctp/" + b"1," * 5000 + b"1 root\n",
+    b"tcp/0.0.0.0:80 root\n",
+    b"udp/127.0.0.1:53 root\nudp/[::ffff:127.0.0.1]:53 root\n",
 ]
 
 

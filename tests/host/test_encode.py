@@ -99,6 +99,10 @@ SINGLE = {
     "every port": Rule("udp", 1, 65535, any_user=True),
     "lo 0x0102": Rule("tcp", 0x0102, 0x0201, uid=0x0A0B_0C0D, gid=0x0D0C_0B0A),
     "largest ids": Rule("sctp", 1000, 2000, uid=0xFFFF_FFFF, gid=0xFFFF_FFFE),
+    "ipv4 address": Rule("tcp", 53, 53, uid=1001, addr="192.0.2.10"),
+    "ipv6 address": Rule("udp", 5353, 5354, gid=0x0506_0708, addr="2001:db8::a0b:c0d"),
+    "any user on an address": Rule("sctp", 9, 9, any_user=True, addr="::1"),
+    "both on an address": Rule("tcp", 0x0304, 0x0403, uid=3, gid=4, addr="10.11.12.13"),
 }
 
 
@@ -110,9 +114,7 @@ def test_one_rule_is_what_pyroute2_encodes(rule: Rule) -> None:
 def test_rules_of_every_kind_back_to_back_and_the_owner_cache() -> None:
     rules = list(SINGLE.values())
     # The same owners again, other ports: served from the cache of ends.
-    again = [
-        Rule(r.proto, 3000 + i, 3000 + 2 * i, r.uid, r.gid, r.any_user) for i, r in enumerate(rules)
-    ]
+    again = [r._replace(lo=3000 + i, hi=3000 + 2 * i) for i, r in enumerate(rules)]
     ends: netlink.RuleEnds = {}
     assert netlink.encode_rules(rules, ends) == pyroute2_rules(rules)
     assert netlink.encode_rules(again, ends) == pyroute2_rules(again)
@@ -153,6 +155,45 @@ def test_the_layout_by_hand() -> None:
     assert struct.unpack_from("=H", any_user)[0] == len(any_user) == 32
 
 
+def test_the_address_by_hand() -> None:
+    """ADDR is the last attribute of the nest: 4 or 16 bytes, network order."""
+    v4 = netlink.encode_rules([Rule("tcp", 53, 53, uid=7, addr="192.0.2.10")])
+    assert len(v4) == struct.unpack_from("=H", v4)[0] == 28 + 8 + 8
+    assert v4[-8:] == struct.pack("=HH", 8, 7) + bytes([192, 0, 2, 10])
+    v6 = netlink.encode_rules([Rule("tcp", 53, 53, uid=7, addr="2001:db8::1")])
+    assert len(v6) == struct.unpack_from("=H", v6)[0] == 28 + 8 + 20
+    assert v6[-20:] == struct.pack("=HH", 20, 7) + bytes.fromhex("20010db8" + "00" * 11 + "01")
+
+
+def decoded_rules(body: bytes | bytearray) -> list[Rule]:
+    """The rules pyroute2's parser reads from rule nests, as from a dump."""
+    data = bytearray(pyroute2_message([]) + body)
+    struct.pack_into("=I", data, 0, len(data))
+    msg = netlink.pomsg(data)
+    msg.decode()
+    return [netlink.rule_from_nla(a) for a in msg.get_attrs("PORTOWNERS_A_RULE")]
+
+
+def test_a_v4_mapped_address_from_the_kernel_is_its_ipv4_address() -> None:
+    """The kernel dumps an IPv4 address as 4 bytes; 16 bytes of ::ffff:a.b.c.d
+    read as a.b.c.d all the same."""
+    mapped = pyroute2_rules([Rule("udp", 53, 53, uid=1, addr="::ffff:127.0.0.1")])
+    assert decoded_rules(mapped) == [Rule("udp", 53, 53, uid=1, addr="127.0.0.1")]
+
+
+def test_address_rules_break_a_run_and_nothing_else() -> None:
+    """One template per owner and address: rules of one owner on every address,
+    then on an address, then on every address again, each its own run."""
+    wide = [Rule("tcp", p, p, uid=5) for p in range(1, 400)]
+    on = [r._replace(addr="127.0.0.1") for r in wide[:200]]
+    v6 = [r._replace(addr="::1", hi=r.hi + 1000) for r in wide[:100]]
+    rules = wide[:100] + on + wide[100:] + v6
+    ends: netlink.RuleEnds = {}
+    assert netlink.encode_rules(rules, ends) == pyroute2_rules(rules)
+    assert sorted(key[4] for key in ends) == ["", "127.0.0.1", "::1"]
+    assert decoded_rules(netlink.encode_rules(rules)) == rules
+
+
 def table(n: int) -> list[Rule]:
     """n rules cycling through protocols, owner kinds and port shapes."""
     owners: list[dict[str, Any]] = [
@@ -164,11 +205,13 @@ def table(n: int) -> list[Rule]:
     ]
     protos = itertools.cycle(["tcp", "udp", "sctp", "udp"])
     kinds = itertools.cycle(owners)
+    # Mostly rules on every address, some on an IPv4 or an IPv6 address.
+    addrs = itertools.cycle(["", "", "127.0.0.1", "", "", "", "2001:db8::1"])
     rules = []
     for i in range(n):
         lo = 1 + (i * 7919) % 65535
         hi = min(65535, lo + i % 3)
-        rules.append(Rule(next(protos), lo, hi, **next(kinds)))
+        rules.append(Rule(next(protos), lo, hi, addr=next(addrs), **next(kinds)))
     return rules
 
 

@@ -38,6 +38,6 @@ def test_a_seed_makes_the_same_datagrams(mode: str) -> None:
 def test_constants_are_the_headers() -> None:
     assert nlfuzz.CMD["REPLACE"] == netlink.CMD_REPLACE
     assert nlfuzz.CMD["MAX"] == netlink.CMD_CHECK
-    assert nlfuzz.A["EXPECT_GENERATION"] == len(netlink.pomsg.nla_map) - 1
-    assert nlfuzz.RA["ANY"] == len(netlink.rulemsg.nla_map) - 1
+    assert nlfuzz.A["ADDR"] == len(netlink.pomsg.nla_map) - 1
+    assert nlfuzz.RA["ADDR"] == len(netlink.rulemsg.nla_map) - 1
     assert nlfuzz.F_MORE == netlink.F_MORE

@@ -64,6 +64,24 @@ def test_python_constants_match_the_header(tmp_path: Path) -> None:
     assert c_values(sorted(ours), tmp_path) == ours
 
 
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+def test_the_attribute_numbers_packed_by_hand_are_the_headers(tmp_path: Path) -> None:
+    """replace_messages and encode_rules pack attributes with struct, by these
+    numbers (read from the nla maps, which the test above checks): here they
+    are checked against the header themselves, the address ones included."""
+    packed = {
+        f"PORTOWNERS_{name}": getattr(netlink, name)
+        for name in dir(netlink)
+        if name.startswith(("A_", "RULE_A_")) and isinstance(getattr(netlink, name), int)
+    }
+    assert {"PORTOWNERS_RULE_A_ADDR", "PORTOWNERS_A_RULE"} <= set(packed)
+    assert c_values(sorted(packed), tmp_path) == packed
+    assert (
+        python_side()["PORTOWNERS_A_ADDR"]
+        == c_values(["PORTOWNERS_A_ADDR"], tmp_path)["PORTOWNERS_A_ADDR"]
+    )
+
+
 def test_every_enumerator_of_the_header_has_a_python_twin() -> None:
     text = HEADER.read_text()
     enumerators = set(re.findall(r"^\s*(PORTOWNERS_[A-Z0-9_]+)\s*[,=]", text, re.M))

@@ -122,9 +122,11 @@ def skip_unless_kernel_has(sock: str) -> None:
 
 
 def rule(spec: str) -> Rule:
-    """'tcp/80-90 uid=1000 gid=2000' or 'udp/53 any' -> Rule, for short tests."""
+    """'tcp/80-90 uid=1000 gid=2000', 'udp/53 any', 'tcp/127.0.0.1:53 uid=0' or
+    'udp/[::1]:53 uid=0' -> Rule, for short tests."""
     ports, *owner = spec.split()
     proto, rng = ports.split("/")
+    addr, _, rng = rng.rpartition(":")
     lo, _, hi = rng.partition("-")
     kw: dict[str, Any] = {}
     for word in owner:
@@ -133,7 +135,7 @@ def rule(spec: str) -> Rule:
         else:
             key, value = word.split("=")
             kw[key] = int(value)
-    return Rule(proto, int(lo), int(hi or lo), **kw)
+    return Rule(proto, int(lo), int(hi or lo), addr=addr.strip("[]"), **kw)
 
 
 @pytest.fixture
@@ -152,6 +154,23 @@ def po(module: None) -> Iterator[Client]:
         client.flush()
         yield client
         client.flush()
+
+
+_terminal: Any = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _terminal
+    _terminal = config.pluginmanager.get_plugin("terminalreporter")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """On a debug kernel (KASAN, lockdep) the suite runs for hours: show a
+    failure's traceback when it happens, not only at the end of the run,
+    which a time limit may never let come."""
+    if report.failed and _terminal and os.uname().release.endswith("-debug"):
+        _terminal.write_line(f"\n{report.nodeid} ({report.when}) FAILED:")
+        _terminal.write_line(report.longreprtext)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -118,6 +118,17 @@ RULE_KIND = {"PROTO": "u8", "PORT_LO": "u16", "PORT_HI": "u16", "UID": "u32", "G
 MAX_DATAGRAM = 60000
 
 
+# Rules on these meet each other: 127.0.0.1, 10.0.0.1, ::1, 2001:db8::1 and
+# ::ffff:127.0.0.1 (which is 127.0.0.1).
+ADDRESSES = [
+    bytes([127, 0, 0, 1]),
+    bytes([10, 0, 0, 1]),
+    bytes(15) + b"\x01",
+    bytes.fromhex("20010db8000000000000000000000001"),
+    bytes(10) + b"\xff\xff" + bytes([127, 0, 0, 1]),
+]
+
+
 class FuzzFailure(AssertionError):
     pass
 
@@ -277,10 +288,25 @@ class Fuzzer:
         inner = [nla(RA["PROTO"], pack("u8", proto)), nla(RA["PORT_LO"], pack("u16", lo))]
         if hi != lo or rng.random() < 0.5:
             inner.append(nla(RA["PORT_HI"], pack("u16", hi)))
+        if rng.random() < 0.25:
+            inner.append(nla(RA["ADDR"], self.address()))
         if owned:
             inner += self.owner_attrs()
         rng.shuffle(inner)
         return inner
+
+    def address(self) -> bytes:
+        """Mostly a few addresses (so rules on one meet), some wrong ones:
+        0.0.0.0, ::, ::ffff:0.0.0.0 and lengths other than 4 and 16."""
+        rng = self.rng
+        r = rng.random()
+        if r < 0.6:
+            return rng.choice(ADDRESSES)
+        if r < 0.8:
+            return rng.randbytes(rng.choice([4, 16]))
+        if r < 0.9:
+            return rng.choice([bytes(4), bytes(16), bytes(10) + b"\xff\xff" + bytes(4)])
+        return rng.randbytes(rng.choice([0, 1, 3, 5, 8, 15, 17, 32]))
 
     def rule(self, owned: bool = True) -> bytes:
         return nla(A["RULE"], b"".join(self.rule_inner(owned)), NLA_F_NESTED)
@@ -338,13 +364,15 @@ class Fuzzer:
             if rng.random() < 0.5:
                 attrs.append(self.top("GID", rng.choice([0, 1000, 2000])))
             attrs += [self.top("GROUP", rng.randint(0, 3000)) for _ in range(rng.randint(0, 5))]
+            if rng.random() < 0.4:
+                attrs.append(nla(A["ADDR"], self.address()))
             rng.shuffle(attrs)
         if cmd in ADMIN and cmd != CMD["DEL_RULES"] and rng.random() < 0.15:
             expect = self.generation + rng.choice([0, 0, 0, -1, 1])
             attrs.append(self.top("EXPECT_GENERATION", max(0, expect)))
         return cmd, attrs, flags
 
-    def genl(self, cmd: int, attrs: list[bytes], version: int = 1, reserved: int = 0) -> bytes:
+    def genl(self, cmd: int, attrs: list[bytes], version: int = 2, reserved: int = 0) -> bytes:
         return struct.pack("=BBH", cmd, version, reserved) + b"".join(attrs)
 
     def must_refuse_defect(self, cmd: int, attrs: list[bytes]) -> tuple[str, list[bytes]]:
@@ -811,14 +839,14 @@ class Fuzzer:
         count = struct.unpack("=I", values[A["RULE_COUNT"]])[0]
         return generation, count
 
-    def dump(self) -> tuple[set[int], list[tuple[int, int, int]]]:
+    def dump(self) -> tuple[set[int], list[tuple[int, bytes, int, int]]]:
         sock = self.socks[0]
         seq = self.next_seq()
         sock.send(
             nlmsg(self.family, NLM_F_REQUEST | NLM_F_DUMP, seq, self.genl(CMD["GET_RULES"], []))
         )
         gens: set[int] = set()
-        rules: list[tuple[int, int, int]] = []
+        rules: list[tuple[int, bytes, int, int]] = []
         while True:
             data = sock.recv(1 << 20)
             off = 0
@@ -836,6 +864,7 @@ class Fuzzer:
                         rules.append(
                             (
                                 inner[RA["PROTO"]][0],
+                                inner.get(RA["ADDR"], b""),
                                 struct.unpack("=H", inner[RA["PORT_LO"]])[0],
                                 struct.unpack("=H", inner[RA["PORT_HI"]])[0],
                             )
@@ -869,11 +898,15 @@ class Fuzzer:
             raise FuzzFailure(f"final dump generations {gens}, status says {generation}")
         if len(rules) != count:
             raise FuzzFailure(f"final dump has {len(rules)} rules, status says {count}")
-        for proto in PROTOS:
-            spans = sorted((lo, hi) for p, lo, hi in rules if p == proto)
+        for proto, addr in {(p, a) for p, a, _, _ in rules}:
+            if len(addr) not in (0, 4, 16) or addr in (bytes(4), bytes(16)):
+                raise FuzzFailure(f"the table has a rule on address {addr.hex()}")
+            spans = sorted((lo, hi) for p, a, lo, hi in rules if (p, a) == (proto, addr))
             for (_, hi), (lo, _) in itertools.pairwise(spans):
                 if lo <= hi:
-                    raise FuzzFailure(f"the table has overlapping rules for {proto}: {spans}")
+                    raise FuzzFailure(
+                        f"the table has overlapping rules for {proto} on {addr.hex()}: {spans}"
+                    )
         return {
             "mode": self.mode,
             "seed": self.seed,

@@ -52,10 +52,10 @@ def portctl(*args: str, uid: int | None = None, file: Path | None = None):
     return run_as(uid, [*env, VENV_PYTHON, "-m", "portctl", *args], check=False)
 
 
-def user_bind(name: str, port: int, sock: str = "tcp4") -> str:
+def user_bind(name: str, port: int, sock: str = "tcp4", **kw) -> str:
     uid = USERS[name]
     groups = [g for g in os.getgrouplist(name, uid)]
-    return bind1(uid, sock, port, gid=uid, groups=groups)
+    return bind1(uid, sock, port, gid=uid, groups=groups, **kw)
 
 
 def test_the_story(table: Path):
@@ -115,6 +115,34 @@ def test_check_agrees_with_real_binds(table: Path):
             real = binds(uid, reqs, gid=uid, groups=groups)
         assert [answer[p] for p in ports] == [r == "OK" for r in real], name
         assert (said.returncode == 0) == all(r == "OK" for r in real)
+
+
+def test_rules_on_one_address_end_to_end(table: Path):
+    for owner, ports in (("po-named", "udp/127.0.0.1:53"), ("po-alice", "udp/[::1]:53")):
+        assert portctl("chown", owner, ports, file=table).returncode == 0
+    assert portctl("chown", "po-bob", "udp/53", file=table).returncode == 0
+    text = table.read_text()
+    assert "udp/127.0.0.1:53 po-named" in text and "udp/[::1]:53 po-alice" in text
+    assert user_bind("po-named", 53, "udp4", addr="127.0.0.1") == "OK"
+    assert user_bind("po-alice", 53, "udp6", addr="::1") == "OK"
+    assert user_bind("po-bob", 53, "udp4", addr="127.0.0.2") == "OK"  # every other address
+    assert user_bind("po-bob", 53, "udp4", addr="127.0.0.1") == "EACCES"
+    assert user_bind("po-bob", 53, "udp6", addr="::") == "EACCES"  # covers named's, alice's
+    rules = json.loads(portctl("list", "--json").stdout)["rules"]
+    assert {(r["address"], r["user"]) for r in rules} == {
+        ("127.0.0.1", "po-named"),
+        ("::1", "po-alice"),
+        (None, "po-bob"),
+    }
+    said = json.loads(portctl("check", "--json", "po-named", "udp/127.0.0.1:53").stdout)
+    assert [r["allowed"] for r in said["results"]] == [True]
+    said = json.loads(portctl("check", "--json", "po-bob", "udp/53").stdout)
+    assert [r["allowed"] for r in said["results"]] == [False]  # the wildcard bind
+    # release is as exact as chown: the rule on 127.0.0.1 only.
+    assert portctl("release", "udp/127.0.0.1:53", file=table).returncode == 0
+    assert user_bind("po-bob", 53, "udp4", addr="127.0.0.1") == "OK"
+    assert user_bind("po-named", 53, "udp4", addr="127.0.0.1") == "EACCES"
+    assert portctl("diff", str(table)).returncode == 0
 
 
 def test_load_of_a_bad_file_changes_nothing(table: Path, po):
