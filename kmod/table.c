@@ -144,7 +144,9 @@ enum portowners_verdict po_decide(const struct po_table *t, int proto,
 	if (!port)
 		return PORTOWNERS_VERDICT_PASS;
 	wide = po_lookup(t, proto, port);
-	if (lo == hi)
+	/* No address rule of this protocol, or none reaches this port. */
+	if (lo == hi || port < t->arules[lo].r.lo ||
+	    port > t->arules[hi - 1].maxhi)
 		return po_verdict(wide, who, rule);
 
 	/* The last address rule starting at or below port, as po_lookup(). */

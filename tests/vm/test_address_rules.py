@@ -203,6 +203,14 @@ def test_an_address_rule_decides_its_address_over_a_rule_on_every_address(po):
     assert binds(None, reqs) == ["OK"] * 5
 
 
+def test_an_address_range_covers_its_ends_and_nothing_past_them(po):
+    po.replace([rule(f"udp/127.0.0.1:8100-8199 uid={BOB}"), rule(f"udp/[::1]:8150 uid={BOB}")])
+    ports = [8099, 8100, 8150, 8199, 8200]
+    reqs = [on("udp4", "127.0.0.1", p) for p in ports] + [on("udp6", "::", p) for p in ports]
+    assert binds(ALICE, reqs) == ["OK", "EACCES", "EACCES", "EACCES", "OK"] * 2
+    assert binds(BOB, reqs) == ["OK"] * 10
+
+
 def test_a_wildcard_bind_is_granted_to_whom_every_rule_grants(po):
     po.replace(
         [
