@@ -64,6 +64,7 @@ checkpatch: $(CHECKPATCH)
 
 lint: checkpatch
 	$(VENV)/bin/ruff check portctl tests
+	$(VENV)/bin/ruff format --check portctl tests
 	$(VENV)/bin/mypy
 
 test-host:

@@ -165,8 +165,11 @@ def test_io_uring_bind_is_decided(po, mode):
         pytest.skip(f"kernel {KERNEL} has no IORING_OP_BIND (6.11+): route absent")
     disabled = Path("/proc/sys/kernel/io_uring_disabled")
     assert not disabled.exists() or disabled.read_text().strip() == "0"
-    reqs = [{"op": "uring_bind", "v6": v6, "port": p, "mode": mode}
-            for p in (8181, 8080, 80) for v6 in (False, True)]
+    reqs = [
+        {"op": "uring_bind", "v6": v6, "port": p, "mode": mode}
+        for p in (8181, 8080, 80)
+        for v6 in (False, True)
+    ]
     assert routes(BOB, reqs[:2]) == ["OK", "OK"]  # the route takes a port
     po.replace([rule(f"tcp/8080 uid={ALICE}"), rule(f"tcp/80 uid={ALICE}")])
     assert routes(BOB, reqs[2:]) == ["EACCES"] * 4
