@@ -18,7 +18,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 class Rule(NamedTuple):
     """One protocol's port range given to an owner, on every local address
-    (``addr`` empty) or on one (``addr``, see :func:`canonical_address`).
+    (``addr`` empty) or on one (``addr``, its text as :func:`canonical` gives it).
 
     Exactly one of: ``any_user`` is True, or at least one of ``uid`` and
     ``gid`` is set (both set: the user or any member of the group).

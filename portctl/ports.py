@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 
-from portctl.model import PROTOCOLS, PortRange, Rule, address_key, canonical, scope_text
+from portctl.model import PROTOCOLS, PortRange, Rule, canonical, rule_key, scope_text
 
 PORT_MIN = 1
 PORT_MAX = 65535
@@ -178,7 +178,7 @@ def merge_ranges(ranges: Iterable[PortRange]) -> list[PortRange]:
     """Union of ranges: sorted, overlapping and adjacent ranges of a protocol
     and address joined."""
     out: list[PortRange] = []
-    for r in sorted(ranges, key=lambda r: (r.proto, address_key(r.addr), r.lo, r.hi)):
+    for r in sorted(ranges, key=rule_key):
         last = out[-1] if out else None
         if last and (last.proto, last.addr) == (r.proto, r.addr) and r.lo <= last.hi + 1:
             out[-1] = PortRange(r.proto, last.lo, max(last.hi, r.hi), r.addr)

@@ -17,19 +17,33 @@ from pathlib import Path
 
 import pytest
 from conftest import ALICE, BOB, CAROL, STAFF, binds, load_module, rule, unload_module
+from nlfuzz import (
+    NETLINK_CAP_ACK,
+    NETLINK_EXT_ACK,
+    NETLINK_GENERIC,
+    NLA_F_NESTED,
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    NLMSGERR_ATTR_MSG,
+    RA,
+    SOL_NETLINK,
+    A,
+    align,
+    nla,
+    nlmsg,
+    pack,
+    parse_attrs,
+)
 
-from portctl.netlink import CMD_CHECK, CMD_DEL_RULES, CMD_GET_RULES, CMD_REPLACE, Client
+from portctl.model import PROTOCOLS
+from portctl.netlink import CMD_CHECK, CMD_DEL_RULES, CMD_GET_RULES, CMD_REPLACE, VERDICTS, Client
 
 # Addresses of this VM's loopback: all of 127/8 is local; 2001:db8::10 is
 # added (nodad: usable at once) by the fixture below.
 V6 = "2001:db8::10"
-
-NETLINK_GENERIC, NLMSG_ERROR, NLMSG_DONE = 16, 2, 3
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
-A_RULE, A_UID, A_PROTO, A_PORT, A_VERDICT, A_ADDR = 2, 11, 14, 15, 16, 18
-R_PROTO, R_LO, R_HI, R_UID, R_ADDR = 1, 2, 3, 4, 7
-IPPROTO = {"tcp": 6, "udp": 17, "sctp": 132}
-VERDICTS = {0: "pass", 1: "grant", 2: "deny"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,20 +53,18 @@ def _v6_address() -> Iterator[None]:
     subprocess.run(["ip", "-6", "addr", "del", f"{V6}/128", "dev", "lo"], check=True)
 
 
-def attr(kind: int, payload: bytes) -> bytes:
-    return struct.pack("=HH", 4 + len(payload), kind) + payload + bytes(-len(payload) % 4)
-
-
 def packed(addr: str) -> bytes:
     return ipaddress.ip_address(addr).packed
 
 
-def raw_rule(proto: str, port: int, uid: int, addr: bytes | None = None) -> bytes:
-    inner = attr(R_PROTO, bytes([IPPROTO[proto]])) + attr(R_LO, struct.pack("=H", port))
-    inner += attr(R_HI, struct.pack("=H", port)) + attr(R_UID, struct.pack("=I", uid))
+def raw_rule(proto: str, port: int, uid: int | None = None, addr: bytes | None = None) -> bytes:
+    """A rule nest; without uid, as DEL_RULES takes it (protocol and ports)."""
+    inner = nla(RA["PROTO"], pack("u8", PROTOCOLS[proto])) + nla(RA["PORT_LO"], pack("u16", port))
+    if uid is not None:
+        inner += nla(RA["PORT_HI"], pack("u16", port)) + nla(RA["UID"], pack("u32", uid))
     if addr is not None:
-        inner += attr(R_ADDR, addr)
-    return attr(0x8000 | A_RULE, inner)
+        inner += nla(RA["ADDR"], addr)
+    return nla(A["RULE"], inner, NLA_F_NESTED)
 
 
 class Raw:
@@ -62,12 +74,11 @@ class Raw:
         self.family = family
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
         self.sock.bind((0, 0))
-        self.sock.setsockopt(270, 10, 1)  # SOL_NETLINK, NETLINK_CAP_ACK
-        self.sock.setsockopt(270, 11, 1)  # NETLINK_EXT_ACK
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
 
     def send(self, cmd: int, body: bytes, flags: int = NLM_F_REQUEST | NLM_F_ACK, version=2):
-        msg = struct.pack("=BBH", cmd, version, 0) + body
-        self.sock.send(struct.pack("=IHHII", 16 + len(msg), self.family, flags, 1, 0) + msg)
+        self.sock.send(nlmsg(self.family, flags, 1, struct.pack("=BBH", cmd, version, 0) + body))
 
     def replies(self) -> Iterator[tuple[int, bytes]]:
         """(type, payload) of each message up to the ack, the error or NLMSG_DONE."""
@@ -79,7 +90,7 @@ class Raw:
                 yield kind, data[off + 16 : off + length]
                 if kind in (NLMSG_ERROR, NLMSG_DONE):
                     return
-                off += (length + 3) & ~3
+                off += align(length)
 
     def request(self, cmd: int, body: bytes, **kw) -> tuple[int, str, list[bytes]]:
         """(errno, extack message, payloads of the replies before the ack)."""
@@ -99,24 +110,16 @@ class Raw:
 def extack_msg(payload: bytes, kind: int) -> str:
     """NLMSGERR_ATTR_MSG of an error: after the errno and, in NLMSG_ERROR, the
     request's header, which alone is echoed (NETLINK_CAP_ACK)."""
-    off = 4 + 16 if kind == NLMSG_ERROR else 4
-    while off + 4 <= len(payload):
-        alen, atype = struct.unpack_from("=HH", payload, off)
-        if alen < 4:
-            break
-        if atype == 1:
-            return payload[off + 4 : off + alen].rstrip(b"\0").decode()
-        off += (alen + 3) & ~3
-    return ""
+    start = 4 + 16 if kind == NLMSG_ERROR else 4
+    msg = attrs_of(payload, start).get(NLMSGERR_ATTR_MSG, [b""])[0]
+    return msg.rstrip(b"\0").decode()
 
 
 def attrs_of(payload: bytes, start: int = 4) -> dict[int, list[bytes]]:
+    """Attributes after the genl header (or from start), by type without flags."""
     out: dict[int, list[bytes]] = {}
-    off = start
-    while off + 4 <= len(payload):
-        alen, atype = struct.unpack_from("=HH", payload, off)
-        out.setdefault(atype & 0x3FFF, []).append(payload[off + 4 : off + alen])
-        off += (alen + 3) & ~3
+    for kind, value in parse_attrs(payload, start, len(payload)):
+        out.setdefault(kind & 0x3FFF, []).append(value)
     return out
 
 
@@ -128,13 +131,13 @@ def raw(po) -> Iterator[Raw]:
 
 
 def check(raw: Raw, uid: int, proto: str, port: int, addr: str | None) -> str:
-    body = attr(A_UID, struct.pack("=I", uid)) + attr(A_PROTO, bytes([IPPROTO[proto]]))
-    body += attr(A_PORT, struct.pack("=H", port))
+    body = nla(A["UID"], pack("u32", uid)) + nla(A["PROTO"], pack("u8", PROTOCOLS[proto]))
+    body += nla(A["PORT"], pack("u16", port))
     if addr is not None:
-        body += attr(A_ADDR, packed(addr))
+        body += nla(A["ADDR"], packed(addr))
     code, msg, replies = raw.request(CMD_CHECK, body)
     assert code == 0, (code, msg)
-    return VERDICTS[attrs_of(replies[0])[A_VERDICT][0][0]]
+    return VERDICTS[attrs_of(replies[0])[A["VERDICT"]][0][0]]
 
 
 def on(sock: str, addr: str, port: int, **kw) -> dict:
@@ -315,9 +318,9 @@ def test_addresses_dump_as_given_and_v4_mapped_as_ipv4(po, raw):
     assert code == 0
     got = set()
     for payload in replies:
-        for nest in attrs_of(payload).get(A_RULE, []):
+        for nest in attrs_of(payload).get(A["RULE"], []):
             a = attrs_of(nest, 0)
-            got.add((struct.unpack("=I", a[R_UID][0])[0], a[R_ADDR][0]))
+            got.add((struct.unpack("=I", a[RA["UID"]][0])[0], a[RA["ADDR"]][0]))
     assert got == {(ALICE, packed("10.0.0.1")), (BOB, packed(V6))}
     # portctl reads the same.
     assert sorted((r.uid, r.addr) for r in po.rules()) == [(ALICE, "10.0.0.1"), (BOB, V6)]
@@ -344,10 +347,8 @@ def test_release_takes_ports_off_the_same_address_only(po, raw):
     )
 
     def release(port: int, addr: str | None) -> int:
-        inner = attr(R_PROTO, bytes([6])) + attr(R_LO, struct.pack("=H", port))
-        if addr:
-            inner += attr(R_ADDR, packed(addr))
-        return raw.request(CMD_DEL_RULES, attr(0x8000 | A_RULE, inner))[0]
+        body = raw_rule("tcp", port, addr=packed(addr) if addr else None)
+        return raw.request(CMD_DEL_RULES, body)[0]
 
     assert release(8005, "127.0.0.1") == 0
     assert sorted((r.addr, r.lo, r.hi) for r in po.rules()) == [
