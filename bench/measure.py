@@ -19,6 +19,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from pathlib import Path
 REPO = Path(os.environ.get("PORTOWNERS_REPO", "/run/portowners"))
 sys.path.insert(0, str(REPO))
 
+from portctl import events  # noqa: E402
 from portctl.model import Rule  # noqa: E402
 from portctl.netlink import Client  # noqa: E402
 
@@ -263,6 +265,7 @@ def timed_replace(client: Client, rules: list[Rule]) -> tuple[float, float]:
 # reload the 65,536-rule table.
 NLA_F_NESTED = 0x8000
 CMD_REPLACE, A_RULE, A_FLAGS, A_OFFSET = 2, 2, 3, 4
+GENL_VERSION = 3  # what portctl says (kmod/uapi/portowners.h)
 R_PROTO, R_LO, R_HI, R_UID, R_GID, R_ANY, R_ADDR = 1, 2, 3, 4, 5, 6, 7
 IPPROTO = {"tcp": 6, "udp": 17, "sctp": 132}
 
@@ -300,7 +303,7 @@ class RawReplace:
             if start + self.CHUNK < len(rules):
                 attrs += _nla(A_FLAGS, struct.pack("=I", 1))
             attrs += b"".join(_rule_nla(r) for r in rules[start : start + self.CHUNK])
-            self.bodies.append(struct.pack("=BBH", CMD_REPLACE, 2, 0) + attrs)
+            self.bodies.append(struct.pack("=BBH", CMD_REPLACE, GENL_VERSION, 0) + attrs)
 
     def send(self) -> float:
         """Load the table; returns the wall seconds it took."""
@@ -362,20 +365,21 @@ def setup_authbind() -> None:
 
 # The configurations of part 1, in the order a round visits them, what is
 # loaded in each, and how they are named in the report.
-CONFIGS = ["unloaded", "bpf", "null-kprobe", "null-ftrace", "empty", "1 rule", "65536 rules",
-           "65536 with addr", "65536 elsewhere"]
+CONFIGS = ["unloaded", "bpf", "null-kprobe", "null-ftrace", "empty", "1 rule",
+           "1 rule, events", "65536 rules", "65536 with addr", "65536 elsewhere"]
 LOADED = {"unloaded": "", "bpf": "bpf", "null-kprobe": "null-kprobe",
           "null-ftrace": "null-ftrace", "empty": "portowners", "1 rule": "portowners",
-          "65536 rules": "portowners", "65536 with addr": "portowners",
-          "65536 elsewhere": "portowners"}
+          "1 rule, events": "portowners", "65536 rules": "portowners",
+          "65536 with addr": "portowners", "65536 elsewhere": "portowners"}
 NAMES = {"unloaded": "no module", "bpf": "cgroup-BPF bind4 (for scale)",
          "null-kprobe": "kprobe, empty handler", "null-ftrace": "ftrace_ops, empty handler",
          "65536 elsewhere": "65536 rules, other netns only",
          "empty": "portowners, empty table",
          "1 rule": "portowners, 1 rule", "65536 rules": "portowners, 65536 rules",
+         "1 rule, events": "1 rule, watched (grants)",
          "65536 with addr": f"65536, {N_ADDR_RULES} on an address"}
-RULES = {"empty": 0, "1 rule": 1, "65536 rules": 65536, "65536 with addr": 65536,
-         "65536 elsewhere": 0}
+RULES = {"empty": 0, "1 rule": 1, "1 rule, events": 1, "65536 rules": 65536,
+         "65536 with addr": 65536, "65536 elsewhere": 0}
 # The namespace that holds the 65,536 rules of "65536 elsewhere": binds in
 # the initial one, whose table is empty, take that namespace's fast exit.
 OTHER_NS = "po-bench-other"
@@ -397,6 +401,29 @@ def in_netns(name: str) -> Iterator[None]:
             raise SystemExit("bench: FAILED: cannot return to the initial network namespace")
         os.close(home)
         os.close(there)
+
+
+@contextlib.contextmanager
+def watched() -> Iterator[list[int]]:
+    """A listener on both event groups, read by a thread as `portctl watch
+    --grants` reads them, for the body: every granted bind is then an event.
+    Yields [events read]."""
+    heard = [0]
+    done = threading.Event()
+    with events.Listener(grants=True) as listener:
+
+        def drain() -> None:
+            while not done.is_set():
+                with contextlib.suppress(events.Overrun):  # lost: counted by the kernel
+                    heard[0] += len(listener.recv(timeout=0.2))
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        try:
+            yield heard
+        finally:
+            done.set()
+            reader.join()
 
 
 def median_ratio(num: list[float], den: list[float]) -> float:
@@ -476,12 +503,17 @@ def main() -> int:
                 with Client() as c:
                     if config in ("empty", "65536 elsewhere"):
                         c.flush()
-                    elif config == "1 rule":
+                    elif config.startswith("1 rule"):
                         c.replace(one)
                     got = c.status().rule_count
                 if got != RULES[config]:
                     raise SystemExit(f"bench: FAILED: table has {got} rules, not {RULES[config]}")
-            measure(config)
+            if config == "1 rule, events":
+                with watched() as heard:
+                    measure(config)
+                log(f"  {config:12} {heard[0]} events heard")
+            else:
+                measure(config)
     modules("")
     t_rounds = time.monotonic() - t_start
 
@@ -556,6 +588,7 @@ def main() -> int:
     lines.append(f"   {'ftrace_ops vs kprobe (empty)':28} {'':8} {cells[0]} {'':8} {cells[1]}")
     root = t("unloaded", f"udp/{PRIV} root")
     g1 = t("1 rule", f"udp/{PRIV} granted")
+    g1w = t("1 rule, events", f"udp/{PRIV} granted")
     g64 = t("65536 rules", f"udp/{PRIV} granted")
     g64a = t("65536 with addr", f"udp/{PRIV} granted")
     ab = t("unloaded", f"udp/{PRIV} authbind")
@@ -564,6 +597,8 @@ def main() -> int:
               f"   root, module not loaded          {statistics.median(root):12.0f} ns   1.000x",
               f"   owner, granted (1 rule)          {statistics.median(g1):12.0f} ns   "
               f"{median_ratio(g1, root):5.3f}x",
+              f"   owner, granted (1 rule, watched) {statistics.median(g1w):12.0f} ns   "
+              f"{median_ratio(g1w, root):5.3f}x ({median_ratio(g1w, g1):5.3f}x unwatched)",
               f"   owner, granted (65536 rules)     {statistics.median(g64):12.0f} ns   "
               f"{median_ratio(g64, root):5.3f}x",
               f"   owner, granted (65536, {N_ADDR_RULES} on an address) "

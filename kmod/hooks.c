@@ -114,12 +114,35 @@ static void po_log_denial(struct po_net *pn, const struct net *net,
 }
 
 /*
- * The one decision for a bind of port on sk by the current task. A denial
- * is counted and logged here; grants are counted by the callers, which know
- * when one bind reaches them twice.
+ * Count a decided bind, for the namespace and for the rule, and tell the
+ * listeners.
+ */
+static void po_account(struct po_net *pn, const struct po_table *t,
+		       enum portowners_verdict verdict, int proto, u16 port,
+		       const struct po_where *where,
+		       const struct po_subject *who, const struct po_rule *rule)
+{
+	struct po_hits *hits = po_rule_hits(t, rule);
+
+	if (verdict == PORTOWNERS_VERDICT_GRANT) {
+		this_cpu_inc(pn->stats->granted);
+		atomic64_inc(&hits->granted);
+	} else {
+		this_cpu_inc(pn->stats->denied);
+		atomic64_inc(&hits->denied);
+	}
+	po_event_note(pn, verdict, proto, port, where, who, rule);
+}
+
+/*
+ * The one decision for a bind of port on sk by the current task. It is
+ * counted, told and (a denial) logged here, but for a grant that is not
+ * final: the SCTP hook then calls the function again, and that call, which
+ * meets the hook again, counts it.
  */
 static enum portowners_verdict po_judge(struct sock *sk, int proto, u16 port,
-					const struct po_where *where)
+					const struct po_where *where,
+					bool final_grant)
 {
 	struct net *net = sock_net(sk);
 	enum portowners_verdict verdict;
@@ -145,17 +168,15 @@ static enum portowners_verdict po_judge(struct sock *sk, int proto, u16 port,
 		    ns_capable_noaudit(net->user_ns, CAP_NET_BIND_SERVICE)) {
 			verdict = PORTOWNERS_VERDICT_PASS;
 		} else {
-			this_cpu_inc(pn->stats->denied);
+			po_account(pn, t, verdict, proto, port, where, &who,
+				   rule);
 			po_log_denial(pn, net, rule, port);
 		}
+	} else if (verdict == PORTOWNERS_VERDICT_GRANT && final_grant) {
+		po_account(pn, t, verdict, proto, port, where, &who, rule);
 	}
 	rcu_read_unlock();
 	return verdict;
-}
-
-static void po_count_grant(struct sock *sk)
-{
-	this_cpu_inc(po_net(sock_net(sk))->stats->granted);
 }
 
 /*
@@ -241,12 +262,11 @@ static void notrace po_inet_bind_hook(unsigned long ip, unsigned long parent_ip,
 	if (!port)
 		return;
 
-	switch (po_judge(sk, proto, port, &where)) {
+	switch (po_judge(sk, proto, port, &where, true)) {
 	case PORTOWNERS_VERDICT_DENY:
 		po_override_return(regs, -EACCES);
 		break;
 	case PORTOWNERS_VERDICT_GRANT:
-		po_count_grant(sk);
 		po_set_arg4(regs, flags | BIND_NO_CAP_NET_BIND_SERVICE);
 		break;
 	default:
@@ -356,6 +376,7 @@ static void notrace po_sctp_bind_hook(unsigned long ip, unsigned long parent_ip,
 	const union sctp_addr *addr = (const union sctp_addr *)po_arg(regs, 1);
 	int len = (int)po_arg(regs, 2);
 	struct po_where where;
+	bool raise;
 	u16 port;
 
 	if (!READ_ONCE(po_rules_anywhere) || current->flags & PF_KTHREAD)
@@ -363,15 +384,16 @@ static void notrace po_sctp_bind_hook(unsigned long ip, unsigned long parent_ip,
 	port = po_sctp_port(sk, addr, len, &where);
 	if (!port)
 		return;
+	/* A grant needs the call run again with the capability raised. */
+	raise = inet_port_requires_bind_service(sock_net(sk), port) &&
+		!cap_raised(current_cred()->cap_effective, CAP_NET_BIND_SERVICE);
 
-	switch (po_judge(sk, PO_SCTP, port, &where)) {
+	switch (po_judge(sk, PO_SCTP, port, &where, !raise)) {
 	case PORTOWNERS_VERDICT_DENY:
 		po_override_return(regs, -EACCES);
 		break;
 	case PORTOWNERS_VERDICT_GRANT:
-		if (inet_port_requires_bind_service(sock_net(sk), port) &&
-		    !cap_raised(current_cred()->cap_effective,
-				CAP_NET_BIND_SERVICE)) {
+		if (raise) {
 			/*
 			 * Counted by the nested call, which calls the
 			 * function from its start (ip is past an ENDBR64).
@@ -380,9 +402,7 @@ static void notrace po_sctp_bind_hook(unsigned long ip, unsigned long parent_ip,
 			 */
 			WRITE_ONCE(po_sctp_do_bind, po_function_start(ip));
 			po_redirect(regs, po_sctp_bind_granted);
-			break;
 		}
-		po_count_grant(sk);
 		break;
 	default:
 		break;

@@ -49,6 +49,7 @@ static int __net_init po_net_init(struct net *net)
 		ratelimit_state_init(&pn->log_rs[i], DEFAULT_RATELIMIT_INTERVAL,
 				     DEFAULT_RATELIMIT_BURST);
 	INIT_DELAYED_WORK(&pn->stage_timeout, po_stage_timeout_work);
+	po_events_net_init(pn);
 	pn->userns_bound = net->user_ns != &init_user_ns;
 	pn->stats = alloc_percpu(struct po_stats);
 	if (!pn->stats)
@@ -68,6 +69,7 @@ static void __net_exit po_net_exit(struct net *net)
 	 * queue the timeout again: once cancelled, it stays so.
 	 */
 	cancel_delayed_work_sync(&pn->stage_timeout);
+	po_events_net_exit(pn);
 	mutex_lock(&pn->lock);
 	po_stage_free(pn);
 	po_reserve_drop(pn);
@@ -94,13 +96,18 @@ static int __init po_init(void)
 	err = po_netlink_init();
 	if (err)
 		goto err_pernet;
-	err = po_hooks_init();
+	err = po_events_init();
 	if (err)
 		goto err_netlink;
+	err = po_hooks_init();
+	if (err)
+		goto err_events;
 	pr_info("version %s loaded, root_exempt=%d\n", PO_VERSION,
 		po_root_exempt);
 	return 0;
 
+err_events:
+	po_events_exit();
 err_netlink:
 	po_netlink_exit();
 err_pernet:
@@ -111,6 +118,7 @@ err_pernet:
 static void __exit po_exit(void)
 {
 	po_hooks_exit();
+	po_events_exit();
 	po_netlink_exit();
 	unregister_pernet_subsys(&po_net_ops);
 	pr_info("unloaded\n");

@@ -36,11 +36,14 @@ static const struct nla_policy po_rule_policy[PORTOWNERS_RULE_A_MAX + 1] = {
 	/* 4 or 16 bytes: po_parse_addr() says which is wrong, in words. */
 	[PORTOWNERS_RULE_A_ADDR] = { .type = NLA_BINARY,
 				     .len = sizeof(struct in6_addr) },
+	[PORTOWNERS_RULE_A_GRANTED] = { .type = NLA_REJECT },
+	[PORTOWNERS_RULE_A_DENIED] = { .type = NLA_REJECT },
 };
 
 static const struct nla_policy po_policy[PORTOWNERS_A_MAX + 1] = {
 	[PORTOWNERS_A_RULE] = NLA_POLICY_NESTED(po_rule_policy),
-	[PORTOWNERS_A_FLAGS] = NLA_POLICY_MASK(NLA_U32, PORTOWNERS_F_MORE),
+	[PORTOWNERS_A_FLAGS] = NLA_POLICY_MASK(NLA_U32, PORTOWNERS_F_MORE |
+						  PORTOWNERS_F_STATS),
 	[PORTOWNERS_A_OFFSET] = { .type = NLA_U32 },
 	[PORTOWNERS_A_GENERATION] = { .type = NLA_REJECT },
 	[PORTOWNERS_A_RULE_COUNT] = { .type = NLA_REJECT },
@@ -57,6 +60,11 @@ static const struct nla_policy po_policy[PORTOWNERS_A_MAX + 1] = {
 	[PORTOWNERS_A_EXPECT_GENERATION] = { .type = NLA_U64 },
 	[PORTOWNERS_A_ADDR] = { .type = NLA_BINARY,
 				.len = sizeof(struct in6_addr) },
+	[PORTOWNERS_A_SEQ] = { .type = NLA_REJECT },
+	[PORTOWNERS_A_NETNS] = { .type = NLA_REJECT },
+	[PORTOWNERS_A_PID] = { .type = NLA_REJECT },
+	[PORTOWNERS_A_COMM] = { .type = NLA_REJECT },
+	[PORTOWNERS_A_EVENTS_DROPPED] = { .type = NLA_REJECT },
 };
 
 static struct user_namespace *po_skb_userns(const struct sk_buff *skb)
@@ -299,7 +307,9 @@ static int po_publish(struct po_net *pn, const struct po_arule *rules,
 				       "rule overlaps another rule for the same protocol and address");
 		return -EEXIST;
 	}
-	err = po_reserve_prepare(pn, t);
+	err = count ? po_events_prepare(pn) : 0;
+	if (!err)
+		err = po_reserve_prepare(pn, t);
 	if (err) {
 		kvfree(t);
 		return err;
@@ -394,6 +404,11 @@ static int po_replace_locked(struct sk_buff *skb, struct genl_info *info,
 
 	if (info->attrs[PORTOWNERS_A_FLAGS])
 		flags = nla_get_u32(info->attrs[PORTOWNERS_A_FLAGS]);
+	if (flags & PORTOWNERS_F_STATS) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[PORTOWNERS_A_FLAGS],
+				    "PORTOWNERS_F_STATS is a flag of GET_RULES, not REPLACE");
+		return -EINVAL;
+	}
 	if (info->attrs[PORTOWNERS_A_OFFSET])
 		offset = nla_get_u32(info->attrs[PORTOWNERS_A_OFFSET]);
 
@@ -561,8 +576,9 @@ static int po_put_addr(struct sk_buff *skb, int type,
 	return nla_put_in6_addr(skb, type, addr);
 }
 
+/* A rule as dumps, replies and events carry it; with its counters if hits. */
 static int po_put_rule(struct sk_buff *skb, const struct po_rule *r,
-		       struct user_namespace *ns)
+		       struct user_namespace *ns, const struct po_hits *hits)
 {
 	struct nlattr *nest = nla_nest_start(skb, PORTOWNERS_A_RULE);
 	const struct in6_addr *addr = po_rule_addr(r);
@@ -581,7 +597,14 @@ static int po_put_rule(struct sk_buff *skb, const struct po_rule *r,
 			 from_kgid_munged(ns, r->gid))) ||
 	    ((r->owner & PO_OWNER_ANY) &&
 	     nla_put_flag(skb, PORTOWNERS_RULE_A_ANY)) ||
-	    (addr && po_put_addr(skb, PORTOWNERS_RULE_A_ADDR, addr))) {
+	    (addr && po_put_addr(skb, PORTOWNERS_RULE_A_ADDR, addr)) ||
+	    (hits &&
+	     (nla_put_u64_64bit(skb, PORTOWNERS_RULE_A_GRANTED,
+				atomic64_read(&hits->granted),
+				PORTOWNERS_RULE_A_PAD) ||
+	      nla_put_u64_64bit(skb, PORTOWNERS_RULE_A_DENIED,
+				atomic64_read(&hits->denied),
+				PORTOWNERS_RULE_A_PAD)))) {
 		nla_nest_cancel(skb, nest);
 		return -EMSGSIZE;
 	}
@@ -594,6 +617,7 @@ struct po_dump_ctx {
 	u64 generation;		/* of the table the dump started on */
 	u32 next;		/* index of the next rule */
 	bool started;
+	bool stats;		/* PORTOWNERS_F_STATS: with each rule's counters */
 	bool ended;		/* the last message is out: only NLMSG_DONE is left */
 };
 
@@ -639,8 +663,13 @@ static int po_get_rules_dump(struct sk_buff *skb, struct netlink_callback *cb)
 	}
 	first = !ctx->started;
 	if (first) {
+		/* Validated against po_policy, as every request. */
+		const struct nlattr *flags = nlmsg_find_attr(cb->nlh, GENL_HDRLEN,
+							     PORTOWNERS_A_FLAGS);
+
 		ctx->started = true;
 		ctx->generation = t->generation;
+		ctx->stats = flags && nla_get_u32(flags) & PORTOWNERS_F_STATS;
 	}
 	changed = t->generation != ctx->generation;
 	cb->seq = changed ? 2 : 1;
@@ -666,7 +695,8 @@ static int po_get_rules_dump(struct sk_buff *skb, struct netlink_callback *cb)
 		ctx->ended = true;
 	else
 		for (; i < t->count; i++)
-			if (po_put_rule(skb, po_table_rule(t, i), ns))
+			if (po_put_rule(skb, po_table_rule(t, i), ns,
+					ctx->stats ? &t->hits[i] : NULL))
 				break;
 	genlmsg_end(skb, hdr);
 	ctx->next = i;
@@ -712,7 +742,10 @@ static int po_get_status(struct sk_buff *skb, struct genl_info *info)
 			      PORTOWNERS_A_PAD) ||
 	    nla_put_u64_64bit(msg, PORTOWNERS_A_DENIED, denied,
 			      PORTOWNERS_A_PAD) ||
-	    nla_put_u8(msg, PORTOWNERS_A_ROOT_EXEMPT, READ_ONCE(po_root_exempt))) {
+	    nla_put_u8(msg, PORTOWNERS_A_ROOT_EXEMPT, READ_ONCE(po_root_exempt)) ||
+	    nla_put_u64_64bit(msg, PORTOWNERS_A_EVENTS_DROPPED,
+			      atomic64_read(&pn->events_dropped),
+			      PORTOWNERS_A_PAD)) {
 		nlmsg_free(msg);
 		return -EMSGSIZE;
 	}
@@ -814,7 +847,7 @@ static int po_check(struct sk_buff *skb, struct genl_info *info)
 	err = -EMSGSIZE;
 	hdr = genlmsg_put_reply(msg, info, &po_family, 0, PORTOWNERS_CMD_CHECK);
 	if (!hdr || nla_put_u8(msg, PORTOWNERS_A_VERDICT, verdict) ||
-	    (match && po_put_rule(msg, &rule.r, ns))) {
+	    (match && po_put_rule(msg, &rule.r, ns, NULL))) {
 		nlmsg_free(msg);
 		return err;
 	}
@@ -857,6 +890,18 @@ static const struct genl_small_ops po_ops[] = {
 	},
 };
 
+/*
+ * Who bound what says which uid runs which program: only an administrator
+ * of the namespace may listen (GENL_MCAST_CAP_NET_ADMIN, checked against
+ * the user namespace that owns it when a socket joins).
+ */
+static const struct genl_multicast_group po_mcgrps[] = {
+	[PO_MCGRP_DENIALS] = { .name = PORTOWNERS_MCGRP_DENIALS,
+			       .flags = GENL_MCAST_CAP_NET_ADMIN },
+	[PO_MCGRP_GRANTS] = { .name = PORTOWNERS_MCGRP_GRANTS,
+			      .flags = GENL_MCAST_CAP_NET_ADMIN },
+};
+
 static struct genl_family po_family __ro_after_init = {
 	.name = PORTOWNERS_GENL_NAME,
 	.version = PORTOWNERS_GENL_VERSION,
@@ -866,8 +911,75 @@ static struct genl_family po_family __ro_after_init = {
 	.module = THIS_MODULE,
 	.small_ops = po_ops,
 	.n_small_ops = ARRAY_SIZE(po_ops),
+	.mcgrps = po_mcgrps,
+	.n_mcgrps = ARRAY_SIZE(po_mcgrps),
 	.resv_start_op = PORTOWNERS_CMD_CHECK + 1,
 };
+
+/* Has some socket, in any namespace, joined the group? One bit test. */
+bool po_event_listened(const struct net *net, enum po_mcgrp group)
+{
+	return genl_has_listeners(&po_family, (struct net *)net, group) > 0;
+}
+
+/* The most a rule nest without counters takes, and an event message. */
+static size_t po_event_size(void)
+{
+	size_t rule = nla_total_size(0) + nla_total_size(sizeof(u8)) +
+		      2 * nla_total_size(sizeof(u16)) +
+		      2 * nla_total_size(sizeof(u32)) + nla_total_size(0) +
+		      nla_total_size(sizeof(struct in6_addr));
+
+	return nla_total_size_64bit(sizeof(u64)) +	/* SEQ */
+	       4 * nla_total_size(sizeof(u32)) +	/* NETNS, UID, GID, PID */
+	       nla_total_size(TASK_COMM_LEN) +		/* COMM */
+	       2 * nla_total_size(sizeof(u8)) +		/* PROTO, VERDICT */
+	       nla_total_size(sizeof(struct in6_addr)) +	/* ADDR */
+	       nla_total_size(sizeof(u16)) + rule;	/* PORT, RULE */
+}
+
+/*
+ * Send one event to the namespace's listeners (events.c's work item). The
+ * ids are the namespace owner's: the one message goes to every listener.
+ * What netlink_broadcast() returns says nothing certain of a loss (a full
+ * listener makes -ESRCH, or nothing if another got it, unless it set
+ * NETLINK_BROADCAST_ERROR): a listener sees its own losses, by ENOBUFS and
+ * the gap in the sequence numbers. Only the kernel's own are counted.
+ */
+void po_event_send(struct po_net *pn, const struct po_event *e)
+{
+	struct user_namespace *ns = pn->net->user_ns;
+	enum po_mcgrp group = e->verdict == PORTOWNERS_VERDICT_GRANT ?
+			      PO_MCGRP_GRANTS : PO_MCGRP_DENIALS;
+	struct sk_buff *skb;
+	void *hdr;
+
+	/* Small: a listener's buffer is charged the whole allocation. */
+	skb = genlmsg_new(po_event_size(), GFP_KERNEL);
+	if (!skb)
+		goto lost;
+	hdr = genlmsg_put(skb, 0, 0, &po_family, 0, PORTOWNERS_CMD_EVENT);
+	if (!hdr ||
+	    nla_put_u64_64bit(skb, PORTOWNERS_A_SEQ, e->seq, PORTOWNERS_A_PAD) ||
+	    nla_put_u32(skb, PORTOWNERS_A_NETNS, pn->net->ns.inum) ||
+	    nla_put_u32(skb, PORTOWNERS_A_UID, from_kuid_munged(ns, e->uid)) ||
+	    nla_put_u32(skb, PORTOWNERS_A_GID, from_kgid_munged(ns, e->gid)) ||
+	    nla_put_u32(skb, PORTOWNERS_A_PID, e->pid) ||
+	    nla_put_string(skb, PORTOWNERS_A_COMM, e->comm) ||
+	    nla_put_u8(skb, PORTOWNERS_A_PROTO, po_proto_to_ipproto(e->proto)) ||
+	    po_put_addr(skb, PORTOWNERS_A_ADDR, &e->addr) ||
+	    nla_put_u16(skb, PORTOWNERS_A_PORT, e->port) ||
+	    nla_put_u8(skb, PORTOWNERS_A_VERDICT, e->verdict) ||
+	    po_put_rule(skb, &e->rule.r, ns, NULL)) {
+		nlmsg_free(skb);
+		goto lost;
+	}
+	genlmsg_end(skb, hdr);
+	genlmsg_multicast_netns(&po_family, pn->net, skb, 0, group, GFP_KERNEL);
+	return;
+lost:
+	atomic64_inc(&pn->events_dropped);
+}
 
 /*
  * A multi-chunk REPLACE dies with the socket that started it. This runs on

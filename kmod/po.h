@@ -2,11 +2,14 @@
 #ifndef _PO_H
 #define _PO_H
 
+#include <linux/atomic.h>
 #include <linux/cred.h>
 #include <linux/in6.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/ratelimit.h>
+#include <linux/sched.h>
+#include <linux/spinlock.h>
 #include <linux/rcupdate.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
@@ -73,7 +76,17 @@ struct po_table {
 	u32 start[PO_NPROTO + 1];
 	u32 astart[PO_NPROTO + 1];
 	struct po_arule *arules;	/* in the same allocation, after rules */
+	struct po_hits *hits;		/* ... after arules: one per rule */
 	struct po_rule rules[];
+};
+
+/*
+ * A rule's counters: the one part of a table that changes after it is
+ * published. hits[i] counts for po_table_rule(t, i).
+ */
+struct po_hits {
+	atomic64_t granted;
+	atomic64_t denied;
 };
 
 /* What a bind's address covers. */
@@ -111,6 +124,41 @@ struct po_stage {
 	struct po_arule *rules;
 };
 
+/* The multicast groups, in the order of the family's mcgrps[]. */
+enum po_mcgrp {
+	PO_MCGRP_DENIALS,
+	PO_MCGRP_GRANTS,
+	PO_NMCGRPS
+};
+
+/* One bind a rule decided, as the bind hook saw it (events.c). */
+struct po_event {
+	u64 seq;
+	kuid_t uid;
+	kgid_t gid;
+	pid_t pid;
+	u16 port;
+	u8 proto;			/* enum po_proto */
+	u8 verdict;			/* enum portowners_verdict */
+	char comm[TASK_COMM_LEN];
+	struct in6_addr addr;		/* of the bind: IPv6 or IPv4-mapped */
+	struct po_arule rule;		/* that decided; addr set if on one */
+};
+
+/*
+ * Events on their way from the bind hooks to the listeners: a ring the
+ * hooks fill without allocating, emptied by po_net.event_work.
+ */
+#define PO_EVENTS_RING 256
+
+struct po_events {
+	raw_spinlock_t lock;
+	u32 head;			/* the oldest event */
+	u32 len;
+	u64 seq[PO_NMCGRPS];		/* the last number given, per group */
+	struct po_event ring[PO_EVENTS_RING];
+};
+
 /*
  * Denials are logged under a rate limit per namespace and, within it, per
  * bucket of uids: one user refused in a loop spends only his own bucket's
@@ -135,6 +183,13 @@ struct po_net {
 	 */
 	unsigned long *reserved;
 	unsigned long *want;
+	/*
+	 * Allocated under lock before a table with rules is first published,
+	 * then kept until the namespace goes: the hooks read it locklessly.
+	 */
+	struct po_events *events;
+	struct work_struct event_work;
+	atomic64_t events_dropped;
 };
 
 extern unsigned int po_net_id;
@@ -159,6 +214,8 @@ enum portowners_verdict po_decide(const struct po_table *t, int proto,
 const struct in6_addr *po_rule_addr(const struct po_rule *r);
 void po_where_set(struct po_where *where, const struct in6_addr *addr);
 const struct po_rule *po_table_rule(const struct po_table *t, u32 i);
+struct po_hits *po_rule_hits(const struct po_table *t,
+			     const struct po_rule *r);
 void po_table_get(const struct po_table *t, u32 i, struct po_arule *out);
 struct po_table *po_table_build(const struct po_arule *rules, u32 count,
 				u64 generation, u32 *bad_a, u32 *bad_b);
@@ -169,6 +226,8 @@ int po_net_init_table(struct po_net *pn);
 void po_net_free_table(struct po_net *pn);
 
 /* netlink.c */
+bool po_event_listened(const struct net *net, enum po_mcgrp group);
+void po_event_send(struct po_net *pn, const struct po_event *e);
 void po_stage_free(struct po_net *pn);
 void po_stage_timeout_work(struct work_struct *work);
 int po_netlink_init(void);
@@ -178,6 +237,16 @@ void po_netlink_exit(void);
 int po_reserve_prepare(struct po_net *pn, const struct po_table *t);
 void po_reserve_sync(struct po_net *pn, const struct po_table *t);
 void po_reserve_drop(struct po_net *pn);
+
+/* events.c */
+void po_event_note(struct po_net *pn, enum portowners_verdict verdict,
+		   int proto, u16 port, const struct po_where *where,
+		   const struct po_subject *who, const struct po_rule *rule);
+int po_events_prepare(struct po_net *pn);
+void po_events_net_init(struct po_net *pn);
+void po_events_net_exit(struct po_net *pn);
+int po_events_init(void);
+void po_events_exit(void);
 
 /* hooks.c */
 int po_hooks_init(void);

@@ -208,6 +208,16 @@ const struct po_rule *po_table_rule(const struct po_table *t, u32 i)
 	return i < nwide ? &t->rules[i] : &t->arules[i - nwide].r;
 }
 
+/* The counters of r, a rule of t. */
+struct po_hits *po_rule_hits(const struct po_table *t,
+			     const struct po_rule *r)
+{
+	if (r->owner & PO_RULE_ADDR)
+		return &t->hits[po_nwide(t) +
+				(container_of(r, struct po_arule, r) - t->arules)];
+	return &t->hits[r - t->rules];
+}
+
 /*
  * The i-th rule of t (those on every address first), i < t->count, as a
  * request gives it: addr :: for a rule on every address.
@@ -306,9 +316,13 @@ static bool po_find_overlap(const u32 *order, u32 n,
 static struct po_table *po_table_alloc(u32 nwide, u32 naddr)
 {
 	size_t size = struct_size((struct po_table *)NULL, rules, nwide);
+	size_t hits_at;
 	struct po_table *t;
 
 	size = size_add(size, array_size(naddr, sizeof(struct po_arule)));
+	hits_at = ALIGN(size, __alignof__(struct po_hits));
+	size = size_add(hits_at, array_size(size_add(nwide, naddr),
+					    sizeof(struct po_hits)));
 	/*
 	 * Not kvzalloc(): kmalloc rounds a large table up to a power of two of
 	 * contiguous pages (2 MiB for 65,536 rules); vmalloc takes whole pages.
@@ -321,6 +335,7 @@ static struct po_table *po_table_alloc(u32 nwide, u32 naddr)
 		return NULL;
 	t->count = nwide + naddr;
 	t->arules = (struct po_arule *)&t->rules[nwide];
+	t->hits = (struct po_hits *)((char *)t + hits_at);
 	return t;
 }
 
@@ -506,6 +521,64 @@ static void po_rules_anywhere_add(long delta)
 	spin_unlock(&po_rules_anywhere_lock);
 }
 
+static bool po_same_rule(const struct po_rule *a, const struct po_rule *b)
+{
+	return a->proto == b->proto && a->lo == b->lo && a->hi == b->hi &&
+	       a->owner == b->owner &&
+	       (!(a->owner & PO_OWNER_UID) || uid_eq(a->uid, b->uid)) &&
+	       (!(a->owner & PO_OWNER_GID) || gid_eq(a->gid, b->gid));
+}
+
+/* Which of a, b (each of its table's n-th array, same order) comes first. */
+static int po_carry_cmp(const struct po_rule *a, const struct in6_addr *aa,
+			const struct po_rule *b, const struct in6_addr *ba)
+{
+	if (a->proto != b->proto)
+		return a->proto < b->proto ? -1 : 1;
+	if (a->lo != b->lo)
+		return a->lo < b->lo ? -1 : 1;
+	return aa ? memcmp(aa, ba, sizeof(*aa)) : 0;
+}
+
+/*
+ * Counters go on with the rules that a swap keeps as they were. Both tables
+ * hold their rules on every address sorted by protocol and first port, and
+ * those on one address by protocol, first port and address, with no two
+ * alike: one walk through each array finds them. Added once t is live, so
+ * a bind counted by the old table until it is unpublished is kept too,
+ * except in the instant between the add and the bind's rcu_read_unlock().
+ */
+static void po_carry_hits(const struct po_table *old, struct po_table *t)
+{
+	u32 i = 0, j = 0, n = po_nwide(t), m = po_nwide(old);
+	int c;
+
+	while (i < n && j < m) {
+		c = po_carry_cmp(&t->rules[i], NULL, &old->rules[j], NULL);
+		if (!c && po_same_rule(&t->rules[i], &old->rules[j])) {
+			atomic64_add(atomic64_read(&old->hits[j].granted),
+				     &t->hits[i].granted);
+			atomic64_add(atomic64_read(&old->hits[j].denied),
+				     &t->hits[i].denied);
+		}
+		i += c <= 0;
+		j += c >= 0;
+	}
+	for (i = 0, j = 0; i < t->count - n && j < old->count - m;) {
+		const struct po_arule *a = &t->arules[i], *b = &old->arules[j];
+
+		c = po_carry_cmp(&a->r, &a->addr, &b->r, &b->addr);
+		if (!c && po_same_rule(&a->r, &b->r)) {
+			atomic64_add(atomic64_read(&old->hits[m + j].granted),
+				     &t->hits[n + i].granted);
+			atomic64_add(atomic64_read(&old->hits[m + j].denied),
+				     &t->hits[n + i].denied);
+		}
+		i += c <= 0;
+		j += c >= 0;
+	}
+}
+
 void po_table_swap(struct po_net *pn, struct po_table *t)
 {
 	struct po_table *old;
@@ -514,6 +587,7 @@ void po_table_swap(struct po_net *pn, struct po_table *t)
 	if (t->count > old->count)
 		po_rules_anywhere_add((long)t->count - old->count);
 	rcu_assign_pointer(pn->table, t);
+	po_carry_hits(old, t);
 	po_reserve_sync(pn, t);
 	if (t->count < old->count)
 		po_rules_anywhere_add((long)t->count - old->count);

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import signal
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NoReturn, Protocol
@@ -18,9 +21,10 @@ from typing import Any, NoReturn, Protocol
 import click
 from click.shell_completion import CompletionItem
 
-from portctl import __version__, config, hooks, names, netlink
+from portctl import __version__, config, events, holders, hooks, names, netlink, watch
 from portctl.model import PROTOCOLS, PortRange, Rule, scope_text, sorted_rules
 from portctl.ports import PortsError, merge_ranges, parse_ports, range_text, subtract_all
+from portctl.render import owner_text, rule_json, rule_text
 
 UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 CHECK_MAX_PORTS = 4096
@@ -43,6 +47,7 @@ class KernelClient(Protocol):
     ) -> None: ...
     def table(self) -> tuple[int, list[Rule]]: ...
     def rules(self) -> list[Rule]: ...
+    def rule_stats(self) -> list[netlink.RuleStats]: ...
     def replace(self, rules: Sequence[Rule], expect_generation: int | None = None) -> None: ...
     def release(self, ranges: Sequence[PortRange]) -> None: ...
     def status(self) -> netlink.Status: ...
@@ -59,6 +64,17 @@ class KernelClient(Protocol):
 
 client_factory: Callable[[], KernelClient] = netlink.Client
 """Opens the kernel connection; host tests replace it with an in-memory fake."""
+
+listener_factory: Callable[[bool], watch.EventListener] = events.Listener
+"""Joins the event groups (`watch`); host tests replace it with a script."""
+
+socket_source: Callable[[Sequence[str]], list[holders.Socket]] = holders.dump_sockets
+"""The sockets of protocols, from sock_diag (`list --holders`); tests replace it."""
+
+process_source: Callable[[Iterable[int]], dict[int, list[holders.Process]]] = (
+    holders.socket_processes
+)
+"""The processes having each socket inode open (`list --holders`); tests replace it."""
 
 
 def unprivileged_port_start() -> int:
@@ -189,29 +205,6 @@ def owner_arg(ctx: click.Context, param: click.Parameter, value: str) -> names.O
 # Output helpers -------------------------------------------------------------
 
 
-def owner_text(rule: Rule, numeric: bool = False) -> str:
-    return names.format_owner(rule.uid, rule.gid, rule.any_user, numeric)
-
-
-def rule_text(rule: Rule, numeric: bool = False) -> str:
-    return f"{rule.text()} {owner_text(rule, numeric)}"
-
-
-def rule_json(rule: Rule, numeric: bool = False) -> dict[str, Any]:
-    return {
-        "proto": rule.proto,
-        "lo": rule.lo,
-        "hi": rule.hi,
-        "address": rule.addr or None,
-        "owner": owner_text(rule, numeric),
-        "uid": rule.uid,
-        "user": names.user_name(rule.uid) if rule.uid is not None else None,
-        "gid": rule.gid,
-        "group": names.group_name(rule.gid) if rule.gid is not None else None,
-        "any_user": rule.any_user,
-    }
-
-
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
 
@@ -268,10 +261,11 @@ def _write(path: str, text: str, kernel_changed: bool = False) -> None:
 
 EPILOG = """\b
 Exit status:
-  0  success; `check`: every port would bind; `diff`: no difference
+  0  success; `check`: every port would bind; `diff`: no difference;
+     `watch`: stopped by Ctrl-C or SIGTERM
   1  failure (message on stderr); `check`: some port would not bind;
      `diff`: the file and the kernel differ; `status`: module not loaded or
-     its hooks disarmed
+     its hooks disarmed; `watch`: the module was unloaded
   2  usage error: bad option, PORTS, OWNER, or unknown user/group
 
 \b
@@ -475,17 +469,64 @@ def release(
 @cli.command(name="list", epilog=EPILOG)
 @click.option("--json", "as_json", is_flag=True, help="JSON output (see portctl(8)).")
 @click.option("-n", "--numeric", is_flag=True, help="Numeric uids and gids.")
-def list_(as_json: bool, numeric: bool) -> None:
+@click.option("--stats", is_flag=True, help="Binds each rule granted and denied.")
+@click.option("--holders", "show_holders", is_flag=True, help="The sockets bound to each port now.")
+def list_(as_json: bool, numeric: bool, stats: bool, show_holders: bool) -> None:
     """Show the live kernel table."""
+    counts: dict[Rule, netlink.RuleStats] = {}
     with kernel() as client:
-        rules = client.rules()
+        if stats:
+            counted = client.rule_stats()
+            counts = {c.rule: c for c in counted}
+            rules = [c.rule for c in counted]
+        else:
+            rules = client.rules()
+    held = _holders(rules) if show_holders else {}
     if as_json:
-        emit_json({"rules": [rule_json(r, numeric) for r in rules]})
+        out = []
+        for r in rules:
+            item = rule_json(r, numeric)
+            if stats:
+                item.update(granted=counts[r].granted, denied=counts[r].denied)
+            if show_holders:
+                found = held[r]
+                item["holders"] = None if found is None else [holders.holder_json(h) for h in found]
+            out.append(item)
+        emit_json({"rules": out})
         return
-    rows = [["PROTO", "PORTS", "OWNER"]]
-    # PORTS as after PROTO/ in a rule: 53, or 127.0.0.1:53 on one address.
-    rows += [[r.proto, r.text().partition("/")[2], owner_text(r, numeric)] for r in rules]
-    click.echo(table(rows))
+    head = ["PROTO", "PORTS", "OWNER"] + (["GRANTED", "DENIED"] if stats else [])
+    rows = [head]
+    for r in rules:
+        # PORTS as after PROTO/ in a rule: 53, or 127.0.0.1:53 on one address.
+        row = [r.proto, r.text().partition("/")[2], owner_text(r, numeric)]
+        if stats:
+            row += [str(counts[r].granted), str(counts[r].denied)]
+        rows.append(row)
+    lines = table(rows).split("\n")
+    if not show_holders:
+        click.echo("\n".join(lines))
+        return
+    click.echo(lines[0])
+    for r, line in zip(rules, lines[1:], strict=True):
+        click.echo(line)
+        found = held[r]
+        if found is None:
+            click.echo(f"    ({r.proto} sockets are not shown)")
+        for h in found or ():
+            click.echo(f"    {holders.holder_text(h)}")
+
+
+def _holders(rules: Sequence[Rule]) -> dict[Rule, list[holders.Holder] | None]:
+    """Each rule's holders: sock_diag's sockets, /proc's processes."""
+    protos = sorted({r.proto for r in rules} & set(holders.SUPPORTED))
+    try:
+        sockets = socket_source(protos) if protos else []
+    except OSError as e:
+        fail(f"cannot list the sockets (sock_diag): {e.strerror or e}")
+    # /proc is read for the sockets shown only; every socket still counts
+    # for telling accepted connections apart (a listener on another address).
+    shown = {s.inode for s in sockets if any(holders.covers(r, s) for r in rules)}
+    return holders.holders(rules, sockets, process_source(shown))
 
 
 @dataclass(frozen=True)
@@ -704,6 +745,7 @@ def status(ctx: click.Context, as_json: bool, file_override: str | None) -> None
         "in_sync": None,
         "file_error": None,
         "hooks_armed": None,
+        "events_dropped": None,
     }
     live: list[Rule] | None = None
     try:
@@ -724,6 +766,7 @@ def status(ctx: click.Context, as_json: bool, file_override: str | None) -> None
             denied=st.denied,
             root_exempt=st.root_exempt,
             hooks_armed=hooks.hooks_armed(),
+            events_dropped=st.events_dropped,
         )
     try:
         wanted = config.read_document(path, missing_ok=False).rules()
@@ -746,6 +789,8 @@ def status(ctx: click.Context, as_json: bool, file_override: str | None) -> None
             click.echo(f"rules:        {info['rules']} (generation {info['generation']})")
             click.echo(f"granted:      {info['granted']}")
             click.echo(f"denied:       {info['denied']}")
+            if info["events_dropped"] is not None:  # a module of version 3 or later
+                click.echo(f"events lost:  {info['events_dropped']}")
             click.echo(f"root_exempt:  {'yes' if info['root_exempt'] else 'no'}")
             click.echo(f"hooks:        {HOOK_STATES[info['hooks_armed']]}")
         if info["file_error"]:
@@ -757,6 +802,48 @@ def status(ctx: click.Context, as_json: bool, file_override: str | None) -> None
         click.echo(f"file:         {path}: {state}")
     if not info["loaded"] or info["hooks_armed"] is False:
         raise SystemExit(EXIT_FAIL)
+
+
+@cli.command(name="watch", epilog=EPILOG)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line (see portctl(8)).")
+@click.option("--grants", is_flag=True, help="Granted binds too, not only denied ones.")
+@file_option
+@click.pass_context
+def watch_(ctx: click.Context, as_json: bool, grants: bool, file_override: str | None) -> None:
+    """Print each bind a rule denies (or grants) as it happens.
+
+    One line an event, until Ctrl-C or SIGTERM (exit 0). The rule that
+    decided is shown with its line in the table file. Needs CAP_NET_ADMIN.
+    Exit 1 when the module is unloaded meanwhile.
+    """
+    path = _file(ctx, file_override)
+    lines = watch.RuleLines(path, lambda message: click.echo(f"portctl: {message}", err=True))
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with listener_factory(grants) as listener:
+            watch.run(listener, click.echo, lines, as_json)
+    except (KeyboardInterrupt, BrokenPipeError):
+        # Ctrl-C, SIGTERM, or the reader of a pipe went away: asked to stop.
+        _quiet_stdout()
+    except events.ModuleUnloaded:
+        click.echo("portctl: portowners module unloaded", err=True)
+        raise SystemExit(EXIT_FAIL) from None
+    except netlink.PortownersError as e:
+        fail(str(e))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def _quiet_stdout() -> None:
+    """No "Exception ignored ... BrokenPipeError" when Python flushes stdout
+    at exit into a pipe nobody reads any more."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 HOOK_STATES = {

@@ -71,6 +71,25 @@ class Document:
     def text(self) -> str:
         return "".join(line.text + "\n" for line in self.lines)
 
+    def line_of(self, rule: Rule) -> int | None:
+        """The number (from 1) of the line that gives ``rule``'s ports to its
+        owner, on its address: a line with that very rule, else one whose
+        rule of the same owner and address covers it (the kernel's rule is
+        then a piece of it, left by a `release --runtime`). None: no line."""
+        covering = None
+        for number, line in enumerate(self.lines, 1):
+            for r in line.rules:
+                if r == rule:
+                    return number
+                if (
+                    covering is None
+                    and r._replace(lo=rule.lo, hi=rule.hi) == rule
+                    and r.lo <= rule.lo
+                    and rule.hi <= r.hi
+                ):
+                    covering = number
+        return covering
+
     def release(self, ranges: Sequence[PortRange]) -> bool:
         """Take the ports of ``ranges`` off every rule line; True if anything changed.
 

@@ -38,6 +38,7 @@ from portctl.model import (
     Rule,
     address_bytes,
     address_from_bytes,
+    rule_key,
     sorted_rules,
 )
 
@@ -77,7 +78,12 @@ GENL_NAME = "portowners"
 # 2: rules may hold on one address (PORTOWNERS_RULE_A_ADDR). The kernel
 # refuses a version 1 dump of a table with such a rule: a reader that cannot
 # see the address would take it for a rule on every address.
-GENL_VERSION = 2
+# 3: events on the multicast groups below, per-rule counters (F_STATS),
+# PORTOWNERS_A_EVENTS_DROPPED. Nothing a version 2 module refuses by the
+# version alone: what it lacks shows as an unknown flag or a missing group.
+GENL_VERSION = 3
+MCGRP_DENIALS = "denials"
+MCGRP_GRANTS = "grants"
 MAX_RULES = 3 * 65535
 
 CMD_UNSPEC = 0
@@ -88,8 +94,10 @@ CMD_DEL_RULES = 4
 CMD_FLUSH = 5
 CMD_GET_STATUS = 6
 CMD_CHECK = 7
+CMD_EVENT = 8  # never a request: the message of the multicast groups
 
 F_MORE = 1
+F_STATS = 1 << 1
 
 VERDICTS = {0: "pass", 1: "grant", 2: "deny"}
 
@@ -114,6 +122,9 @@ class rulemsg(nla):  # type: ignore[misc]
         ("PORTOWNERS_RULE_A_GID", "uint32"),
         ("PORTOWNERS_RULE_A_ANY", "flag"),
         ("PORTOWNERS_RULE_A_ADDR", "cdata"),  # 4 or 16 bytes, network order
+        ("PORTOWNERS_RULE_A_PAD", "none"),
+        ("PORTOWNERS_RULE_A_GRANTED", "uint64"),  # in dumps asked for with F_STATS
+        ("PORTOWNERS_RULE_A_DENIED", "uint64"),
     )
 
 
@@ -139,6 +150,12 @@ class pomsg(genlmsg):  # type: ignore[misc]
         ("PORTOWNERS_A_VERDICT", "uint8"),
         ("PORTOWNERS_A_EXPECT_GENERATION", "uint64"),
         ("PORTOWNERS_A_ADDR", "cdata"),  # 4 or 16 bytes, network order
+        ("PORTOWNERS_A_SEQ", "uint64"),
+        ("PORTOWNERS_A_NETNS", "uint32"),
+        ("PORTOWNERS_A_PID", "uint32"),
+        # The task name as the task set it: any bytes, so not decoded here.
+        ("PORTOWNERS_A_COMM", "cdata"),
+        ("PORTOWNERS_A_EVENTS_DROPPED", "uint64"),
     )
     rule = rulemsg
 
@@ -283,8 +300,8 @@ class ModuleNotLoaded(PortownersError):
 
 
 class NotPermitted(PortownersError):
-    def __init__(self) -> None:
-        super().__init__("changing the port table needs CAP_NET_ADMIN (run it as root)")
+    def __init__(self, doing: str = "changing the port table") -> None:
+        super().__init__(f"{doing} needs CAP_NET_ADMIN (run it as root)")
 
 
 class KernelRejected(PortownersError):
@@ -307,6 +324,18 @@ class Status:
     granted: int
     denied: int
     root_exempt: bool
+    # Events of this namespace the kernel dropped (its queue full); None
+    # from a module older than version 3, which does not count them.
+    events_dropped: int | None = None
+
+
+@dataclass(frozen=True)
+class RuleStats:
+    """A rule and the binds it decided (a GET_RULES dump with F_STATS)."""
+
+    rule: Rule
+    granted: int
+    denied: int
 
 
 @dataclass(frozen=True)
@@ -376,6 +405,18 @@ def older_module(cannot: str) -> PortownersError:
 
 
 ADDRESS_RULES_UNKNOWN = "cannot hold a rule on one address"
+STATS_UNKNOWN = "keeps no counters per rule"
+EVENTS_UNKNOWN = "sends no events"
+
+
+def is_unknown_flag(error: PortownersError) -> bool:
+    """The kernel's policy refused a flag bit newer than the module
+    (NLA_POLICY_MASK: lib/nlattr.c says "reserved bit set")."""
+    return (
+        isinstance(error, KernelRejected)
+        and error.code == errno.EINVAL
+        and str(error) == "reserved bit set"
+    )
 
 
 def replace_messages(
@@ -469,6 +510,32 @@ class RawChannel:
         raise NetlinkError(-error, text) if text else NetlinkError(-error)
 
 
+def family_groups(name: str) -> tuple[int, dict[str, int]]:
+    """A generic netlink family's id and its multicast groups (name: id).
+    ModuleNotLoaded when the family is portowners and is not registered."""
+    from pyroute2.netlink import CTRL_CMD_GETFAMILY, GENL_ID_CTRL, NLM_F_REQUEST, ctrlmsg
+
+    sock = GenericNetlinkSocket()
+    try:
+        msg = ctrlmsg()
+        msg["cmd"] = CTRL_CMD_GETFAMILY
+        msg["version"] = 1
+        msg["attrs"] = [["CTRL_ATTR_FAMILY_NAME", name]]
+        sock.marshal.msg_map[GENL_ID_CTRL] = ctrlmsg
+        (reply,) = sock.nlm_request(msg, msg_type=GENL_ID_CTRL, msg_flags=NLM_F_REQUEST)
+    except NetlinkError as err:
+        if err.code == errno.ENOENT and name == GENL_NAME:
+            raise ModuleNotLoaded() from None
+        raise PortownersError(f"cannot look up the {name} netlink family: {err}") from None
+    finally:
+        sock.close()
+    groups = {
+        g.get_attr("CTRL_ATTR_MCAST_GRP_NAME"): g.get_attr("CTRL_ATTR_MCAST_GRP_ID")
+        for g in reply.get_attr("CTRL_ATTR_MCAST_GROUPS") or []
+    }
+    return int(reply.get_attr("CTRL_ATTR_FAMILY_ID")), groups
+
+
 class Client:
     """One netlink socket to the portowners family of this network namespace."""
 
@@ -512,22 +579,44 @@ class Client:
         except NetlinkError as err:
             raise _rejected(err) from None
 
-    def table(self) -> tuple[int, list[Rule]]:
-        """The live table and its generation, read whole from one table.
+    def _dump(self, attrs: list[list[Any]]) -> tuple[int, list[Any]]:
+        """One whole GET_RULES dump: its generation and its rule nests.
 
         A dump that met a table swap is flagged NLM_F_DUMP_INTR, and carries
         more than one generation: it is read again, DUMP_TRIES times at most.
         """
         for _ in range(DUMP_TRIES):
-            msgs = self._request(CMD_GET_RULES, [], NLM_F_REQUEST | NLM_F_DUMP)
+            msgs = self._request(CMD_GET_RULES, attrs, NLM_F_REQUEST | NLM_F_DUMP)
             gens = {m.get_attr("PORTOWNERS_A_GENERATION") for m in msgs}
             interrupted = any(m["header"]["flags"] & NLM_F_DUMP_INTR for m in msgs)
             if len(gens) == 1 and not interrupted:
-                rules = [rule_from_nla(a) for m in msgs for a in m.get_attrs("PORTOWNERS_A_RULE")]
-                return int(gens.pop()), sorted_rules(rules)
+                return int(gens.pop()), [a for m in msgs for a in m.get_attrs("PORTOWNERS_A_RULE")]
         raise PortownersError(
             f"the port table kept changing while it was read ({DUMP_TRIES} tries): try again"
         )
+
+    def table(self) -> tuple[int, list[Rule]]:
+        """The live table and its generation, read whole from one table."""
+        generation, nests = self._dump([])
+        return generation, sorted_rules(rule_from_nla(a) for a in nests)
+
+    def rule_stats(self) -> list[RuleStats]:
+        """The live table with each rule's counters, in table order."""
+        try:
+            _, nests = self._dump([["PORTOWNERS_A_FLAGS", F_STATS]])
+        except KernelRejected as e:
+            if is_unknown_flag(e) or is_unknown_attribute(e):
+                raise older_module(STATS_UNKNOWN) from None
+            raise
+        stats = [
+            RuleStats(
+                rule_from_nla(a),
+                a.get_attr("PORTOWNERS_RULE_A_GRANTED") or 0,
+                a.get_attr("PORTOWNERS_RULE_A_DENIED") or 0,
+            )
+            for a in nests
+        ]
+        return sorted(stats, key=lambda s: rule_key(s.rule))
 
     def rules(self) -> list[Rule]:
         return self.table()[1]
@@ -597,6 +686,7 @@ class Client:
             granted=msg.get_attr("PORTOWNERS_A_GRANTED"),
             denied=msg.get_attr("PORTOWNERS_A_DENIED"),
             root_exempt=bool(msg.get_attr("PORTOWNERS_A_ROOT_EXEMPT")),
+            events_dropped=msg.get_attr("PORTOWNERS_A_EVENTS_DROPPED"),
         )
 
     def check(

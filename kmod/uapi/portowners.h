@@ -8,7 +8,8 @@
  * A rule gives one port range of one protocol to an owner, on every local
  * address or, with PORTOWNERS_RULE_A_ADDR, on one. Ports are in host byte
  * order, addresses in network byte order. uids and gids are in the user
- * namespace of the netlink socket's opener.
+ * namespace of the netlink socket's opener; in events (one message for all
+ * listeners), in the user namespace that owns the network namespace.
  *
  * Rules of one protocol on every address never overlap, nor do rules of one
  * protocol on the same address; a rule on an address may overlap a rule on
@@ -23,8 +24,19 @@
  * version 1 fails with EOPNOTSUPP while the table has an address rule: a
  * reader that cannot see the address would take the rule for one on every
  * address (and write it back so).
+ * 3: events on the multicast groups below; per-rule counters in GET_RULES
+ * dumps asked for with PORTOWNERS_F_STATS; PORTOWNERS_A_EVENTS_DROPPED.
  */
-#define PORTOWNERS_GENL_VERSION		2
+#define PORTOWNERS_GENL_VERSION		3
+
+/*
+ * Multicast groups, joined by a listener with CAP_NET_ADMIN over the user
+ * namespace that owns the network namespace (GENL_MCAST_CAP_NET_ADMIN): one
+ * PORTOWNERS_CMD_EVENT for each bind a rule refused, or granted. A listener
+ * hears only its own network namespace's binds.
+ */
+#define PORTOWNERS_MCGRP_DENIALS	"denials"
+#define PORTOWNERS_MCGRP_GRANTS		"grants"
 
 /* Most rules one table holds: every port of every protocol, one by one. */
 #define PORTOWNERS_MAX_RULES		(3 * 65535)
@@ -69,6 +81,15 @@ enum portowners_cmd {
 	 * PORTOWNERS_A_RULE.
 	 */
 	PORTOWNERS_CMD_CHECK,
+	/*
+	 * Never a request: the message of the multicast groups, one bind a
+	 * rule decided. PORTOWNERS_A_SEQ, PORTOWNERS_A_NETNS, PORTOWNERS_A_UID,
+	 * PORTOWNERS_A_GID, PORTOWNERS_A_PID, PORTOWNERS_A_COMM,
+	 * PORTOWNERS_A_PROTO, PORTOWNERS_A_ADDR (the address asked for: 0.0.0.0
+	 * or :: for a wildcard bind), PORTOWNERS_A_PORT, PORTOWNERS_A_VERDICT and
+	 * the PORTOWNERS_A_RULE that decided.
+	 */
+	PORTOWNERS_CMD_EVENT,
 
 	__PORTOWNERS_CMD_MAX,
 	PORTOWNERS_CMD_MAX = __PORTOWNERS_CMD_MAX - 1
@@ -104,6 +125,25 @@ enum portowners_attr {
 	 * address, IPv4 and IPv6.
 	 */
 	PORTOWNERS_A_ADDR,
+	/*
+	 * u64, in events: counts this namespace's events of one group from 1,
+	 * those lost included, so a gap is the number of events lost (the
+	 * kernel's queue was full, or the listener's socket buffer).
+	 */
+	PORTOWNERS_A_SEQ,
+	/* u32, in events: the network namespace's inode number (ls -l /proc/PID/ns/net). */
+	PORTOWNERS_A_NETNS,
+	/* u32, in events: the binding process, as the initial pid namespace numbers it. */
+	PORTOWNERS_A_PID,
+	/* string, in events: its task name (comm), as the task set it: not escaped. */
+	PORTOWNERS_A_COMM,
+	/*
+	 * u64, in GET_STATUS: events of this namespace the kernel dropped (its
+	 * queue was full, or no memory to build the message). An event lost
+	 * in a listener's full socket buffer only that listener can tell: it
+	 * reads ENOBUFS, and a gap in PORTOWNERS_A_SEQ.
+	 */
+	PORTOWNERS_A_EVENTS_DROPPED,
 
 	__PORTOWNERS_A_MAX,
 	PORTOWNERS_A_MAX = __PORTOWNERS_A_MAX - 1
@@ -124,6 +164,14 @@ enum portowners_rule_attr {
 	 * address, and is dumped as 4 bytes.
 	 */
 	PORTOWNERS_RULE_A_ADDR,
+	PORTOWNERS_RULE_A_PAD,
+	/*
+	 * u64, in GET_RULES dumps asked for with PORTOWNERS_F_STATS: binds this
+	 * rule granted, refused. A rule keeps them across a table swap that
+	 * keeps it the same (protocol, ports, address and owner).
+	 */
+	PORTOWNERS_RULE_A_GRANTED,
+	PORTOWNERS_RULE_A_DENIED,
 
 	__PORTOWNERS_RULE_A_MAX,
 	PORTOWNERS_RULE_A_MAX = __PORTOWNERS_RULE_A_MAX - 1
@@ -131,6 +179,7 @@ enum portowners_rule_attr {
 
 enum portowners_flags {
 	PORTOWNERS_F_MORE = 1 << 0,	/* REPLACE: more chunks follow */
+	PORTOWNERS_F_STATS = 1 << 1,	/* GET_RULES: each rule's counters too */
 };
 
 enum portowners_verdict {

@@ -31,6 +31,11 @@ class FakeKernel:
     generation: int = 0
     granted: int = 0
     denied: int = 0
+    # Per-rule counters (granted, denied), for `list --stats`; a module of
+    # version 2 has none (stats False), nor events_dropped (None).
+    counters: dict[Rule, tuple[int, int]] = field(default_factory=dict)
+    stats: bool = True
+    events_dropped: int | None = 0
     calls: list[str] = field(default_factory=list)
     checks: list[tuple[str, int, str]] = field(default_factory=list)  # (proto, port, addr)
     # Another writer: called after each read of the table, while it returns
@@ -75,6 +80,14 @@ class FakeClient:
     def rules(self) -> list[Rule]:
         return self.table()[1]
 
+    def rule_stats(self) -> list[netlink.RuleStats]:
+        if not self.k.stats:
+            raise netlink.older_module(netlink.STATS_UNKNOWN)
+        return [
+            netlink.RuleStats(r, *self.k.counters.get(r, (0, 0)))
+            for r in sorted_rules(self.k.rules)
+        ]
+
     def replace(self, rules: Sequence[Rule], expect_generation: int | None = None) -> None:
         self._admin("replace")
         if expect_generation is not None and expect_generation != self.k.generation:
@@ -111,6 +124,7 @@ class FakeClient:
             granted=self.k.granted,
             denied=self.k.denied,
             root_exempt=self.k.root_exempt,
+            events_dropped=self.k.events_dropped,
         )
 
     def check(

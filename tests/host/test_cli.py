@@ -225,6 +225,7 @@ def test_status(kernel: FakeKernel, table: Path, tmp_path: Path, monkeypatch: An
         "in_sync": True,
         "file_error": None,
         "hooks_armed": None,
+        "events_dropped": 0,
     }
     assert "in sync" in run(table, "status").stdout
     tracefs = tmp_path / "tracing"

@@ -37,7 +37,9 @@ def test_a_seed_makes_the_same_datagrams(mode: str) -> None:
 
 def test_constants_are_the_headers() -> None:
     assert nlfuzz.CMD["REPLACE"] == netlink.CMD_REPLACE
-    assert nlfuzz.CMD["MAX"] == netlink.CMD_CHECK
-    assert nlfuzz.A["ADDR"] == len(netlink.pomsg.nla_map) - 1
-    assert nlfuzz.RA["ADDR"] == len(netlink.rulemsg.nla_map) - 1
+    assert nlfuzz.CMD["MAX"] == netlink.CMD_EVENT
+    assert nlfuzz.A["ADDR"] == netlink._attr_type(netlink.pomsg, "PORTOWNERS_A_ADDR")
+    assert nlfuzz.A["MAX"] == len(netlink.pomsg.nla_map) - 1
+    assert nlfuzz.RA["ADDR"] == netlink.RULE_A_ADDR
+    assert nlfuzz.RA["MAX"] == len(netlink.rulemsg.nla_map) - 1
     assert nlfuzz.F_MORE == netlink.F_MORE

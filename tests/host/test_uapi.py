@@ -25,6 +25,9 @@ def python_side() -> dict[str, int | str]:
         "PORTOWNERS_GENL_VERSION": netlink.GENL_VERSION,
         "PORTOWNERS_MAX_RULES": netlink.MAX_RULES,
         "PORTOWNERS_F_MORE": netlink.F_MORE,
+        "PORTOWNERS_F_STATS": netlink.F_STATS,
+        "PORTOWNERS_MCGRP_DENIALS": netlink.MCGRP_DENIALS,
+        "PORTOWNERS_MCGRP_GRANTS": netlink.MCGRP_GRANTS,
     }
     for name in dir(netlink):
         if name.startswith("CMD_"):
@@ -37,10 +40,13 @@ def python_side() -> dict[str, int | str]:
     return values
 
 
+STRINGS = {"PORTOWNERS_GENL_NAME", "PORTOWNERS_MCGRP_DENIALS", "PORTOWNERS_MCGRP_GRANTS"}
+
+
 def c_values(names: list[str], tmp_path: Path) -> dict[str, int | str]:
     lines = [f'#include "{HEADER}"', "#include <stdio.h>", "int main(void) {"]
     for name in names:
-        if name == "PORTOWNERS_GENL_NAME":
+        if name in STRINGS:
             lines.append(f'printf("{name} %s\\n", {name});')
         else:
             lines.append(f'printf("{name} %lld\\n", (long long){name});')
@@ -54,7 +60,7 @@ def c_values(names: list[str], tmp_path: Path) -> dict[str, int | str]:
         [str(exe)], capture_output=True, text=True, check=True
     ).stdout.splitlines():
         name, value = line.split(" ", 1)
-        out[name] = value if name == "PORTOWNERS_GENL_NAME" else int(value)
+        out[name] = value if name in STRINGS else int(value)
     return out
 
 
@@ -89,6 +95,13 @@ def test_every_enumerator_of_the_header_has_a_python_twin() -> None:
     wanted = {n for n in enumerators if not n.startswith("__") and not n.endswith("_MAX")}
     missing = wanted - set(python_side())
     assert not missing
+
+
+def test_every_string_of_the_header_has_a_python_twin() -> None:
+    """The family and multicast group names (#defines, not enumerators)."""
+    defined = set(re.findall(r"^#define\s+(PORTOWNERS_[A-Z0-9_]+)\s+\"", HEADER.read_text(), re.M))
+    assert defined == STRINGS
+    assert set(python_side()) >= STRINGS
 
 
 def test_protocol_numbers_are_the_ipproto_ones() -> None:

@@ -7,12 +7,14 @@ malformed ones (short length, wrong family) the kernel must judge.
 argv[1]: JSON list of {"sock": "tcp4", "port": 80, "addr": "...",
 "family": N, "len": N, "repeat": N, "comm": "name"}; prints a JSON list with, for each
 request, "OK" or an errno name, or with "repeat" a count of each outcome.
+Before it, with argv[2] "pid", a line with this process's pid.
 """
 
 import ctypes
 import errno
 import ipaddress
 import json
+import os
 import socket
 import struct
 import sys
@@ -77,4 +79,6 @@ def run(req: dict) -> object:
     return counts
 
 
+if sys.argv[2:] == ["pid"]:
+    print(os.getpid())
 print(json.dumps([run(r) for r in json.loads(sys.argv[1])]))

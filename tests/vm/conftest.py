@@ -73,6 +73,12 @@ def run_as(
     return subprocess.run(cmd + list(argv), capture_output=True, text=True, check=check)
 
 
+def report(line: str) -> None:
+    """To the console, past pytest's capture: vm/run's log keeps the figures."""
+    with open("/dev/console", "w") as console:
+        console.write(line + "\n")
+
+
 def binds(uid: int | None, reqs: Sequence[dict[str, Any]], **kw: Any) -> list[str]:
     """Try each bind as uid; "OK" or the errno name for each."""
     out = run_as(uid, ["/usr/bin/python3", "-c", BINDER, json.dumps(list(reqs))], **kw)
@@ -154,6 +160,88 @@ def po(module: None) -> Iterator[Client]:
         client.flush()
         yield client
         client.flush()
+
+
+CLIENT = """
+import json, sys
+from portctl.model import Rule
+from portctl.netlink import Client, PortownersError
+out = {}
+try:
+    with Client() as po:
+        for spec in json.loads(sys.argv[1]):
+            po.replace([Rule(**spec)])
+        out["rules"] = [r._asdict() for r in po.rules()]
+        out["status"] = po.status().__dict__
+except PortownersError as e:
+    out["error"] = type(e).__name__ + ": " + str(e)
+print(json.dumps(out))
+"""
+
+
+def client_as(uid, *rules, prefix=(), netns=None):
+    """Run the netlink client as uid (None: root) and report what it saw."""
+    env_argv = ["env", f"PYTHONPATH={REPO}", VENV_PYTHON, "-c", CLIENT]
+    specs = json.dumps([r._asdict() for r in rules])
+    out = run_as(uid, [*prefix, *env_argv, specs], netns=netns)
+    return json.loads(out.stdout)
+
+
+@pytest.fixture
+def netns(module) -> Iterator[list[str]]:
+    names = ["po-a", "po-b"]
+    for n in names:
+        subprocess.run(["ip", "netns", "add", n], check=True)
+        subprocess.run(["ip", "-n", n, "link", "set", "lo", "up"], check=True)
+    yield names
+    for n in names:
+        subprocess.run(["ip", "netns", "del", n], check=True)
+
+
+# portctl as an administrator runs it, on real (named) users.
+# Real users, made in the guest's throwaway /etc: names must resolve.
+USERS = {"po-named": 3053, "po-alice": 3001, "po-bob": 3002, "po-carol": 3003}
+STAFF_GID = 4000
+
+
+@pytest.fixture(scope="module")
+def users() -> Iterator[None]:
+    # Appended by hand: useradd cannot replace /etc/shadow, which virtme-ng
+    # mounts over; the guest's /etc is a throwaway overlay anyway.
+    passwd, group = Path("/etc/passwd"), Path("/etc/group")
+    saved = passwd.read_text(), group.read_text()
+    with passwd.open("a") as f:
+        for name, uid in USERS.items():
+            f.write(f"{name}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin\n")
+    with group.open("a") as f:
+        for name, uid in USERS.items():
+            f.write(f"{name}:x:{uid}:\n")
+        f.write(f"po-staff:x:{STAFF_GID}:po-carol\n")
+    yield
+    passwd.write_text(saved[0])
+    group.write_text(saved[1])
+
+
+@pytest.fixture
+def table(tmp_path: Path, module) -> Iterator[Path]:
+    path = tmp_path / "portowners"
+    path.write_text("# the test's table\n")
+    yield path
+    with Client() as po:
+        po.flush()
+
+
+def portctl(*args: str, uid: int | None = None, file: Path | None = None):
+    env = ["env", f"PYTHONPATH={REPO}"]
+    if file is not None:
+        env.append(f"PORTOWNERS_FILE={file}")
+    return run_as(uid, [*env, VENV_PYTHON, "-m", "portctl", *args], check=False)
+
+
+def user_bind(name: str, port: int, sock: str = "tcp4", **kw) -> str:
+    uid = USERS[name]
+    groups = [g for g in os.getgrouplist(name, uid)]
+    return bind1(uid, sock, port, gid=uid, groups=groups, **kw)
 
 
 _terminal: Any = None

@@ -100,7 +100,20 @@ DOIT = ADMIN | {CMD["GET_STATUS"], CMD["CHECK"]}
 DUMPIT = {CMD["GET_RULES"]}
 REPLIES = {CMD["GET_RULES"], CMD["GET_STATUS"], CMD["CHECK"]}
 PROTOS = (6, 17, 132)
-REPLY_ONLY = ("GENERATION", "RULE_COUNT", "GRANTED", "DENIED", "ROOT_EXEMPT", "VERSION", "VERDICT")
+REPLY_ONLY = (
+    "GENERATION",
+    "RULE_COUNT",
+    "GRANTED",
+    "DENIED",
+    "ROOT_EXEMPT",
+    "VERSION",
+    "VERDICT",
+    "SEQ",
+    "NETNS",
+    "PID",
+    "COMM",
+    "EVENTS_DROPPED",
+)
 SIZES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}
 TOP_KIND = {
     "FLAGS": "u32",
@@ -385,6 +398,7 @@ class Fuzzer:
             choices += ["rule_not_nested", "rule_unknown_inner", "rule_bad_inner_len"]
             choices += ["rule_missing_proto", "rule_missing_port", "rule_garbage", "rule_nested"]
             choices += ["rule_wrong_level", "rule_bad_proto", "rule_backwards", "rule_port_zero"]
+            choices += ["rule_counters"]
             if cmd != CMD["DEL_RULES"]:
                 choices += ["rule_no_owner", "rule_any_and_uid", "rule_uid_minus_one"]
             else:
@@ -420,7 +434,8 @@ class Fuzzer:
         elif kind == "trailing_bytes":
             attrs.append(rng.randbytes(rng.randint(1, 3)))
         elif kind == "flags_mask":
-            attrs.append(self.top("FLAGS", rng.choice([2, 4, 0x80000000, 0xFFFFFFFF])))
+            # Bits no command has (PORTOWNERS_F_STATS, 2, is GET_RULES's).
+            attrs.append(self.top("FLAGS", rng.choice([4, 0x80000000, 0xFFFFFFFF])))
         elif kind == "zero_port":
             attrs.append(self.top("PORT", 0))
         elif kind == "no_rules":
@@ -477,6 +492,9 @@ class Fuzzer:
             elif kind == "rule_uid_minus_one":
                 keep = [x for x in inner if attr_type(x) not in owner_types()]
                 bad = rule_with([*keep, nla(RA["UID"], pack("u32", 2**32 - 1))])
+            elif kind == "rule_counters":  # dump-only: a request may not set them
+                name = rng.choice(["GRANTED", "DENIED"])
+                bad = rule_with([*inner, nla(RA[name], pack("u64", rng.randint(0, 99)))])
             elif kind == "del_with_owner":
                 bad = rule_with([*inner, nla(RA["UID"], pack("u32", 0))])
             else:

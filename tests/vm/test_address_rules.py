@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import socket
 import struct
 import subprocess
 from collections.abc import Iterator
@@ -18,25 +17,15 @@ from pathlib import Path
 import pytest
 from conftest import ALICE, BOB, CAROL, STAFF, binds, load_module, rule, unload_module
 from nlfuzz import (
-    NETLINK_CAP_ACK,
-    NETLINK_EXT_ACK,
-    NETLINK_GENERIC,
     NLA_F_NESTED,
-    NLM_F_ACK,
     NLM_F_DUMP,
     NLM_F_REQUEST,
-    NLMSG_DONE,
-    NLMSG_ERROR,
-    NLMSGERR_ATTR_MSG,
     RA,
-    SOL_NETLINK,
     A,
-    align,
     nla,
-    nlmsg,
     pack,
-    parse_attrs,
 )
+from rawnl import Raw, attrs_of
 
 from portctl.model import PROTOCOLS
 from portctl.netlink import CMD_CHECK, CMD_DEL_RULES, CMD_GET_RULES, CMD_REPLACE, VERDICTS, Client
@@ -65,62 +54,6 @@ def raw_rule(proto: str, port: int, uid: int | None = None, addr: bytes | None =
     if addr is not None:
         inner += nla(RA["ADDR"], addr)
     return nla(A["RULE"], inner, NLA_F_NESTED)
-
-
-class Raw:
-    """A plain generic netlink socket: requests built byte by byte."""
-
-    def __init__(self, family: int) -> None:
-        self.family = family
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
-        self.sock.bind((0, 0))
-        self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
-        self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
-
-    def send(self, cmd: int, body: bytes, flags: int = NLM_F_REQUEST | NLM_F_ACK, version=2):
-        self.sock.send(nlmsg(self.family, flags, 1, struct.pack("=BBH", cmd, version, 0) + body))
-
-    def replies(self) -> Iterator[tuple[int, bytes]]:
-        """(type, payload) of each message up to the ack, the error or NLMSG_DONE."""
-        while True:
-            data = self.sock.recv(1 << 20)
-            off = 0
-            while off < len(data):
-                length, kind = struct.unpack_from("=IH", data, off)
-                yield kind, data[off + 16 : off + length]
-                if kind in (NLMSG_ERROR, NLMSG_DONE):
-                    return
-                off += align(length)
-
-    def request(self, cmd: int, body: bytes, **kw) -> tuple[int, str, list[bytes]]:
-        """(errno, extack message, payloads of the replies before the ack)."""
-        self.send(cmd, body, **kw)
-        got = []
-        for kind, payload in self.replies():
-            if kind in (NLMSG_ERROR, NLMSG_DONE):
-                code = -struct.unpack_from("=i", payload)[0] if payload else 0
-                return code, extack_msg(payload, kind), got
-            got.append(payload)
-        raise AssertionError("no ack")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def extack_msg(payload: bytes, kind: int) -> str:
-    """NLMSGERR_ATTR_MSG of an error: after the errno and, in NLMSG_ERROR, the
-    request's header, which alone is echoed (NETLINK_CAP_ACK)."""
-    start = 4 + 16 if kind == NLMSG_ERROR else 4
-    msg = attrs_of(payload, start).get(NLMSGERR_ATTR_MSG, [b""])[0]
-    return msg.rstrip(b"\0").decode()
-
-
-def attrs_of(payload: bytes, start: int = 4) -> dict[int, list[bytes]]:
-    """Attributes after the genl header (or from start), by type without flags."""
-    out: dict[int, list[bytes]] = {}
-    for kind, value in parse_attrs(payload, start, len(payload)):
-        out.setdefault(kind & 0x3FFF, []).append(value)
-    return out
 
 
 @pytest.fixture

@@ -1,48 +1,10 @@
 """One table per network namespace; ids cross netlink in the caller's user namespace."""
 
-import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator
 
-import pytest
-from conftest import ALICE, BOB, REPO, VENV_PYTHON, bind1, rule, run_as
-
-CLIENT = """
-import json, sys
-from portctl.model import Rule
-from portctl.netlink import Client, PortownersError
-out = {}
-try:
-    with Client() as po:
-        for spec in json.loads(sys.argv[1]):
-            po.replace([Rule(**spec)])
-        out["rules"] = [r._asdict() for r in po.rules()]
-        out["status"] = po.status().__dict__
-except PortownersError as e:
-    out["error"] = type(e).__name__ + ": " + str(e)
-print(json.dumps(out))
-"""
-
-
-def client_as(uid, *rules, prefix=(), netns=None):
-    """Run the netlink client as uid (None: root) and report what it saw."""
-    env_argv = ["env", f"PYTHONPATH={REPO}", VENV_PYTHON, "-c", CLIENT]
-    specs = json.dumps([r._asdict() for r in rules])
-    out = run_as(uid, [*prefix, *env_argv, specs], netns=netns)
-    return json.loads(out.stdout)
-
-
-@pytest.fixture
-def netns(module) -> Iterator[list[str]]:
-    names = ["po-a", "po-b"]
-    for n in names:
-        subprocess.run(["ip", "netns", "add", n], check=True)
-        subprocess.run(["ip", "-n", n, "link", "set", "lo", "up"], check=True)
-    yield names
-    for n in names:
-        subprocess.run(["ip", "netns", "del", n], check=True)
+from conftest import ALICE, BOB, bind1, client_as, rule
 
 
 def test_each_namespace_has_its_own_table(po, netns):

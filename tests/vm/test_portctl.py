@@ -5,57 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, VENV_PYTHON, bind1, binds, load_module, run_as, unload_module
+from conftest import USERS, binds, load_module, portctl, unload_module, user_bind
 
-from portctl.netlink import Client
-
-# Real users, made in the guest's throwaway /etc: names must resolve.
-USERS = {"po-named": 3053, "po-alice": 3001, "po-bob": 3002, "po-carol": 3003}
-STAFF_GID = 4000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def users() -> Iterator[None]:
-    # Appended by hand: useradd cannot replace /etc/shadow, which virtme-ng
-    # mounts over; the guest's /etc is a throwaway overlay anyway.
-    passwd, group = Path("/etc/passwd"), Path("/etc/group")
-    saved = passwd.read_text(), group.read_text()
-    with passwd.open("a") as f:
-        for name, uid in USERS.items():
-            f.write(f"{name}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin\n")
-    with group.open("a") as f:
-        for name, uid in USERS.items():
-            f.write(f"{name}:x:{uid}:\n")
-        f.write(f"po-staff:x:{STAFF_GID}:po-carol\n")
-    yield
-    passwd.write_text(saved[0])
-    group.write_text(saved[1])
-
-
-@pytest.fixture
-def table(tmp_path: Path, module) -> Iterator[Path]:
-    path = tmp_path / "portowners"
-    path.write_text("# the test's table\n")
-    yield path
-    with Client() as po:
-        po.flush()
-
-
-def portctl(*args: str, uid: int | None = None, file: Path | None = None):
-    env = ["env", f"PYTHONPATH={REPO}"]
-    if file is not None:
-        env.append(f"PORTOWNERS_FILE={file}")
-    return run_as(uid, [*env, VENV_PYTHON, "-m", "portctl", *args], check=False)
-
-
-def user_bind(name: str, port: int, sock: str = "tcp4", **kw) -> str:
-    uid = USERS[name]
-    groups = [g for g in os.getgrouplist(name, uid)]
-    return bind1(uid, sock, port, gid=uid, groups=groups, **kw)
+pytestmark = pytest.mark.usefixtures("users")
 
 
 def test_the_story(table: Path):

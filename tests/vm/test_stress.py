@@ -7,6 +7,8 @@ tables, PORTOWNERS_STRESS_SWAPS times (10,000), and another thread removes
 and inserts the module PORTOWNERS_STRESS_RELOADS times (10). Every outcome
 must be one that table A, table B or no table (the module away, or just
 inserted and empty) gives; vm/run fails the run on any kernel report.
+A listener on both event groups (issue 12) hears the storm all along,
+joining again after each reload, so events are in flight at every rmmod.
 """
 
 import json
@@ -19,7 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ALICE, BOB, MODULE, REPO, module_loaded, rule, unload_module
+from conftest import ALICE, BOB, MODULE, REPO, module_loaded, report, rule, unload_module
+from rawnl import Listener
 
 from portctl.netlink import Client, PortownersError, frame, replace_messages
 
@@ -123,12 +126,6 @@ def rmmod():
     raise AssertionError("rmmod portowners kept failing")
 
 
-def report(line):
-    """To the console, past pytest's capture: vm/run's log keeps the figures."""
-    with open("/dev/console", "w") as console:
-        console.write(line + "\n")
-
-
 @pytest.fixture
 def stress_module():
     if not Path("/sys/module/sctp").exists():
@@ -142,9 +139,23 @@ def stress_module():
         c.flush()
 
 
+def listen_loop(stop: threading.Event, heard: list[int]) -> None:
+    """Count events until stopped; join again whenever the module came back."""
+    while not stop.is_set():
+        try:
+            with Listener(("denials", "grants")) as listener:
+                for _ in listener.events(0.2):
+                    heard[0] += 1
+        except OSError:  # no family while the module is away
+            time.sleep(0.05)
+
+
 def test_binds_during_10000_swaps_and_reloads_see_only_old_or_new_table(stress_module):
-    procs = {name: start_worker(*w) for name, w in WORKERS.items()}
     stop = threading.Event()
+    heard = [0]
+    listener = threading.Thread(target=listen_loop, args=(stop, heard))
+    listener.start()
+    procs = {name: start_worker(*w) for name, w in WORKERS.items()}
     reloads: list[float] = []
 
     def reload_loop():
@@ -178,14 +189,19 @@ def test_binds_during_10000_swaps_and_reloads_see_only_old_or_new_table(stress_m
         reloader.join()
     swap_time = time.monotonic() - t0
     seen = {}
-    for name, proc in procs.items():
-        out, _ = proc.communicate(timeout=1200)
-        assert proc.returncode == 0, name
-        seen[name] = json.loads(out)
+    try:
+        for name, proc in procs.items():
+            out, _ = proc.communicate(timeout=1200)
+            assert proc.returncode == 0, name
+            seen[name] = json.loads(out)
+    finally:
+        listener.join()
     report(
         f"stress: {SWAPS} swaps in {swap_time:.1f} s ({failed} refused while the module "
-        f"was away), {len(reloads)} reloads, {BINDS_PER_THREAD} binds x 8 threads: {seen}"
+        f"was away), {len(reloads)} reloads, {BINDS_PER_THREAD} binds x 8 threads, "
+        f"{heard[0]} events heard: {seen}"
     )
+    assert heard[0] > 0
     assert len(reloads) == RELOADS
     total = 0
     for name, outcomes in seen.items():
