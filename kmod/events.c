@@ -6,10 +6,12 @@
  * The bind hooks run with preemption disabled, so they may neither sleep
  * nor, on PREEMPT_RT, allocate: they copy the event into a fixed ring of
  * the namespace, under a raw spinlock, and queue the namespace's work item,
- * which builds and sends the messages in process context. A full ring drops
- * the event and counts it; the sequence number it was given is skipped, so
- * a listener sees the gap. Nothing here can fail or delay a bind.
+ * which builds and sends the messages in process context. A full ring, or
+ * a bucket of uids with its share of it waiting, drops the event and
+ * counts it; the sequence number it was given is skipped, so a listener
+ * sees the gap. Nothing here can fail or delay a bind.
  */
+#include <linux/hash.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -38,17 +40,22 @@ void po_event_note(struct po_net *pn, enum portowners_verdict verdict,
 	struct po_events *ev = smp_load_acquire(&pn->events);
 	const struct in6_addr *addr = po_rule_addr(rule);
 	struct po_event *e;
+	u32 bucket;
 	u64 seq;
 
 	if (!ev || !po_event_listened(pn->net, group))
 		return;
+	bucket = hash_32(from_kuid(&init_user_ns, who->euid),
+			 PO_LOG_BUCKETS_BITS);
 	raw_spin_lock(&ev->lock);
 	seq = ++ev->seq[group];
-	if (ev->len == PO_EVENTS_RING) {
+	if (ev->len == PO_EVENTS_RING ||
+	    ev->queued[bucket] == PO_EVENTS_PER_BUCKET) {
 		raw_spin_unlock(&ev->lock);
 		atomic64_inc(&pn->events_dropped);
 		return;
 	}
+	ev->queued[bucket]++;
 	e = &ev->ring[(ev->head + ev->len++) % PO_EVENTS_RING];
 	e->seq = seq;
 	e->uid = who->euid;
@@ -57,6 +64,7 @@ void po_event_note(struct po_net *pn, enum portowners_verdict verdict,
 	e->port = port;
 	e->proto = proto;
 	e->verdict = verdict;
+	e->bucket = bucket;
 	/* Not get_task_comm(): its task_lock() may sleep on PREEMPT_RT. */
 	strscpy(e->comm, current->comm, sizeof(e->comm));
 	e->addr = where->addr;
@@ -82,6 +90,7 @@ static void po_events_work(struct work_struct *work)
 		e = ev->ring[ev->head];
 		ev->head = (ev->head + 1) % PO_EVENTS_RING;
 		ev->len--;
+		ev->queued[e.bucket]--;
 		raw_spin_unlock(&ev->lock);
 		po_event_send(pn, &e);
 	}
@@ -121,7 +130,7 @@ void po_events_net_init(struct po_net *pn)
  */
 void po_events_net_exit(struct po_net *pn)
 {
-	if (po_events_wq)
+	if (READ_ONCE(po_events_wq))
 		cancel_work_sync(&pn->event_work);
 	kvfree(pn->events);
 	pn->events = NULL;
@@ -140,5 +149,5 @@ int __init po_events_init(void)
 void po_events_exit(void)
 {
 	destroy_workqueue(po_events_wq);
-	po_events_wq = NULL;
+	WRITE_ONCE(po_events_wq, NULL);
 }

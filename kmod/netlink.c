@@ -621,6 +621,22 @@ struct po_dump_ctx {
 	bool ended;		/* the last message is out: only NLMSG_DONE is left */
 };
 
+/*
+ * The PORTOWNERS_A_FLAGS of a dump request (validated against po_policy,
+ * as every request), the last one if repeated, as a parse would take it.
+ */
+static u32 po_dump_flags(const struct netlink_callback *cb)
+{
+	const struct nlattr *attr;
+	u32 flags = 0;
+	int rem;
+
+	nlmsg_for_each_attr(attr, cb->nlh, GENL_HDRLEN, rem)
+		if (nla_type(attr) == PORTOWNERS_A_FLAGS)
+			flags = nla_get_u32(attr);
+	return flags;
+}
+
 /* A dump asked for in version 1 of the ABI, which has no addresses. */
 static bool po_dump_blind(const struct netlink_callback *cb,
 			  const struct po_table *t)
@@ -663,13 +679,21 @@ static int po_get_rules_dump(struct sk_buff *skb, struct netlink_callback *cb)
 	}
 	first = !ctx->started;
 	if (first) {
-		/* Validated against po_policy, as every request. */
-		const struct nlattr *flags = nlmsg_find_attr(cb->nlh, GENL_HDRLEN,
-							     PORTOWNERS_A_FLAGS);
-
+		ctx->stats = po_dump_flags(cb) & PORTOWNERS_F_STATS;
+		/*
+		 * How often a user's daemon binds is an administrator's to
+		 * know, as the events are.
+		 */
+		if (ctx->stats &&
+		    !netlink_ns_capable(cb->skb, sock_net(skb->sk)->user_ns,
+					CAP_NET_ADMIN)) {
+			NL_SET_ERR_MSG(cb->extack,
+				       "the rules' counters need CAP_NET_ADMIN");
+			err = -EPERM;
+			goto out;
+		}
 		ctx->started = true;
 		ctx->generation = t->generation;
-		ctx->stats = flags && nla_get_u32(flags) & PORTOWNERS_F_STATS;
 	}
 	changed = t->generation != ctx->generation;
 	cb->seq = changed ? 2 : 1;

@@ -124,6 +124,13 @@ struct po_stage {
 	struct po_arule *rules;
 };
 
+/*
+ * Denials are logged under a rate limit per namespace and, within it, per
+ * bucket of uids: one user refused in a loop spends only his own bucket's
+ * burst, not the log lines of everyone else's denials.
+ */
+#define PO_LOG_BUCKETS_BITS 3
+
 /* The multicast groups, in the order of the family's mcgrps[]. */
 enum po_mcgrp {
 	PO_MCGRP_DENIALS,
@@ -140,6 +147,7 @@ struct po_event {
 	u16 port;
 	u8 proto;			/* enum po_proto */
 	u8 verdict;			/* enum portowners_verdict */
+	u8 bucket;			/* of its uid, in po_events.queued */
 	char comm[TASK_COMM_LEN];
 	struct in6_addr addr;		/* of the bind: IPv6 or IPv4-mapped */
 	struct po_arule rule;		/* that decided; addr set if on one */
@@ -151,20 +159,21 @@ struct po_event {
  */
 #define PO_EVENTS_RING 256
 
+/*
+ * At most this many events of one bucket of uids (the log's buckets) wait
+ * in the ring: one user binding in a loop fills a quarter of it, and the
+ * others' events still find room.
+ */
+#define PO_EVENTS_PER_BUCKET (PO_EVENTS_RING / 4)
+
 struct po_events {
 	raw_spinlock_t lock;
 	u32 head;			/* the oldest event */
 	u32 len;
 	u64 seq[PO_NMCGRPS];		/* the last number given, per group */
+	u16 queued[1 << PO_LOG_BUCKETS_BITS];	/* waiting, per uid bucket */
 	struct po_event ring[PO_EVENTS_RING];
 };
-
-/*
- * Denials are logged under a rate limit per namespace and, within it, per
- * bucket of uids: one user refused in a loop spends only his own bucket's
- * burst, not the log lines of everyone else's denials.
- */
-#define PO_LOG_BUCKETS_BITS 3
 
 struct po_net {
 	struct net *net;

@@ -320,6 +320,8 @@ static struct po_table *po_table_alloc(u32 nwide, u32 naddr)
 	struct po_table *t;
 
 	size = size_add(size, array_size(naddr, sizeof(struct po_arule)));
+	if (size == SIZE_MAX)
+		return NULL;
 	hits_at = ALIGN(size, __alignof__(struct po_hits));
 	size = size_add(hits_at, array_size(size_add(nwide, naddr),
 					    sizeof(struct po_hits)));
@@ -544,9 +546,10 @@ static int po_carry_cmp(const struct po_rule *a, const struct in6_addr *aa,
  * Counters go on with the rules that a swap keeps as they were. Both tables
  * hold their rules on every address sorted by protocol and first port, and
  * those on one address by protocol, first port and address, with no two
- * alike: one walk through each array finds them. Added once t is live, so
- * a bind counted by the old table until it is unpublished is kept too,
- * except in the instant between the add and the bind's rcu_read_unlock().
+ * alike: one walk through each array finds them. Copied before t is
+ * published, so that a reader of t never sees a count go down; a bind that
+ * the old table counts after the copy (until the swap, or in a read section
+ * that began before it) is not carried.
  */
 static void po_carry_hits(const struct po_table *old, struct po_table *t)
 {
@@ -556,10 +559,10 @@ static void po_carry_hits(const struct po_table *old, struct po_table *t)
 	while (i < n && j < m) {
 		c = po_carry_cmp(&t->rules[i], NULL, &old->rules[j], NULL);
 		if (!c && po_same_rule(&t->rules[i], &old->rules[j])) {
-			atomic64_add(atomic64_read(&old->hits[j].granted),
-				     &t->hits[i].granted);
-			atomic64_add(atomic64_read(&old->hits[j].denied),
-				     &t->hits[i].denied);
+			atomic64_set(&t->hits[i].granted,
+				     atomic64_read(&old->hits[j].granted));
+			atomic64_set(&t->hits[i].denied,
+				     atomic64_read(&old->hits[j].denied));
 		}
 		i += c <= 0;
 		j += c >= 0;
@@ -569,10 +572,10 @@ static void po_carry_hits(const struct po_table *old, struct po_table *t)
 
 		c = po_carry_cmp(&a->r, &a->addr, &b->r, &b->addr);
 		if (!c && po_same_rule(&a->r, &b->r)) {
-			atomic64_add(atomic64_read(&old->hits[m + j].granted),
-				     &t->hits[n + i].granted);
-			atomic64_add(atomic64_read(&old->hits[m + j].denied),
-				     &t->hits[n + i].denied);
+			atomic64_set(&t->hits[n + i].granted,
+				     atomic64_read(&old->hits[m + j].granted));
+			atomic64_set(&t->hits[n + i].denied,
+				     atomic64_read(&old->hits[m + j].denied));
 		}
 		i += c <= 0;
 		j += c >= 0;
@@ -586,8 +589,8 @@ void po_table_swap(struct po_net *pn, struct po_table *t)
 	old = rcu_dereference_protected(pn->table, lockdep_is_held(&pn->lock));
 	if (t->count > old->count)
 		po_rules_anywhere_add((long)t->count - old->count);
-	rcu_assign_pointer(pn->table, t);
 	po_carry_hits(old, t);
+	rcu_assign_pointer(pn->table, t);
 	po_reserve_sync(pn, t);
 	if (t->count < old->count)
 		po_rules_anywhere_add((long)t->count - old->count);

@@ -604,6 +604,9 @@ class Client:
         """The live table with each rule's counters, in table order."""
         try:
             _, nests = self._dump([["PORTOWNERS_A_FLAGS", F_STATS]])
+        except NotPermitted:
+            # How often a user's daemon binds is the administrator's to know.
+            raise NotPermitted("reading the rules' counters") from None
         except KernelRejected as e:
             if is_unknown_flag(e) or is_unknown_attribute(e):
                 raise older_module(STATS_UNKNOWN) from None

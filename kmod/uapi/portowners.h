@@ -32,8 +32,9 @@
 /*
  * Multicast groups, joined by a listener with CAP_NET_ADMIN over the user
  * namespace that owns the network namespace (GENL_MCAST_CAP_NET_ADMIN): one
- * PORTOWNERS_CMD_EVENT for each bind a rule refused, or granted. A listener
- * hears only its own network namespace's binds.
+ * PORTOWNERS_CMD_EVENT for each bind a rule refused, or granted, sent in the
+ * bind's network namespace (a listener there hears it; one elsewhere only
+ * through NETLINK_LISTEN_ALL_NSID, with CAP_NET_BROADCAST over its owner).
  */
 #define PORTOWNERS_MCGRP_DENIALS	"denials"
 #define PORTOWNERS_MCGRP_GRANTS		"grants"
@@ -126,9 +127,10 @@ enum portowners_attr {
 	 */
 	PORTOWNERS_A_ADDR,
 	/*
-	 * u64, in events: counts this namespace's events of one group from 1,
-	 * those lost included, so a gap is the number of events lost (the
-	 * kernel's queue was full, or the listener's socket buffer).
+	 * u64, in events: numbers this namespace's events of one group from 1
+	 * (from its first table with rules; only while someone listens), those
+	 * lost included, so a gap between two events received is the number
+	 * lost (the kernel's queue was full, or the listener's socket buffer).
 	 */
 	PORTOWNERS_A_SEQ,
 	/* u32, in events: the network namespace's inode number (ls -l /proc/PID/ns/net). */
@@ -179,7 +181,8 @@ enum portowners_rule_attr {
 
 enum portowners_flags {
 	PORTOWNERS_F_MORE = 1 << 0,	/* REPLACE: more chunks follow */
-	PORTOWNERS_F_STATS = 1 << 1,	/* GET_RULES: each rule's counters too */
+	/* GET_RULES: each rule's counters too; needs CAP_NET_ADMIN (EPERM) */
+	PORTOWNERS_F_STATS = 1 << 1,
 };
 
 enum portowners_verdict {

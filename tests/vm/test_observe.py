@@ -117,6 +117,10 @@ def test_list_stats_counts_each_rules_binds(table: Path):
     text = portctl("list", "--stats").stdout.splitlines()
     assert text[0].split()[-2:] == ["GRANTED", "DENIED"]
     assert [line.split()[-2:] for line in text[1:]] == [["1", "2"], ["0", "0"]]
+    # Who binds how often is the administrator's to know, as the events.
+    out = portctl("list", "--stats", uid=USERS["po-bob"])
+    assert out.returncode == 1
+    assert "reading the rules' counters needs CAP_NET_ADMIN" in out.stderr
 
 
 HOLD = """
