@@ -99,6 +99,9 @@ ADMIN = {CMD["REPLACE"], CMD["ADD_RULES"], CMD["DEL_RULES"], CMD["FLUSH"]}
 DOIT = ADMIN | {CMD["GET_STATUS"], CMD["CHECK"]}
 DUMPIT = {CMD["GET_RULES"]}
 REPLIES = {CMD["GET_RULES"], CMD["GET_STATUS"], CMD["CHECK"]}
+# The family's resv_start_op (kmod/netlink.c): every command after CHECK,
+# PORTOWNERS_CMD_EVENT (which is no request) included, is checked strictly.
+RESV_START_OP = CMD["CHECK"] + 1
 PROTOS = (6, 17, 132)
 REPLY_ONLY = (
     "GENERATION",
@@ -769,7 +772,7 @@ class Fuzzer:
                 self.fail(f"{cls}: truncated genlmsghdr answered {outcome}, not EINVAL", data)
             return 0
         assert s.cmd is not None
-        if s.cmd > CMD["MAX"]:
+        if s.cmd >= RESV_START_OP:
             # Commands from the family's resv_start_op on are checked
             # strictly (genl_header_check()): the reserved field and the
             # nlmsg flags, then "no such command".
