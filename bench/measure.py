@@ -614,7 +614,8 @@ def main() -> int:
               "   nearly all kernel), each into an empty table; x = portctl / pre-encoded",
               f"   within a repeat; median of {LOAD_REPEATS}. Kernel memory charged to the "
               "loader's memcg",
-              "   (slab_unreclaimable + vmalloc); the table's size (48 + 16 B/rule) and",
+              "   (slab_unreclaimable + vmalloc); the table's size (80 + 32 B/rule: each",
+              "   rule and its two counters) and",
               "   what the kernel allocates for it",
               f"   {'rules':>6} {'portctl ms':>11} {'sys ms':>7} {'kernel ms':>10} {'x':>6}"
               f" {'charged KiB':>12} {'B/rule':>7} {'table B':>9} {'alloc KiB':>10}"]
@@ -628,7 +629,7 @@ def main() -> int:
         ratio = median_ratio([r["wall"] for r in client], [r["wall"] for r in raw])
         mem = statistics.median(r["mem"] for r in rows if "mem" in r)
         vm = statistics.median(r["vmalloc"] for r in rows if "vmalloc" in r)
-        size = 48 + 16 * n
+        size = 80 + 32 * n  # struct po_table; a rule, then its counters
         alloc = vm if vm > 0 else kmalloc_size(size)
         lines.append(f"   {n:6} {wall:11.0f} {sys_ms:7.0f} {kern:10.1f} {ratio:5.2f}x"
                      f" {mem / 1024:12.1f} {mem / n:7.1f} {size:9} {alloc / 1024:10.0f}"

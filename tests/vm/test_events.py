@@ -142,7 +142,9 @@ def listen_in(
     netns: str | None, uid: int | None = None, groups: str = "denials", quiet: float = 3.0
 ):
     """listen.py in netns (None: here) as uid, once it has joined."""
-    cmd = ["/usr/bin/python3", LISTEN, groups, str(quiet)]
+    # The first event may take long on a debug kernel: each bind the test
+    # makes before it starts a Python, seconds under KASAN and TCG.
+    cmd = ["/usr/bin/python3", LISTEN, groups, str(quiet), "900"]
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]
     if uid is not None:
@@ -309,7 +311,7 @@ def test_rmmod_with_events_in_flight(module):
             proc = subprocess.Popen(
                 [*argv, "/usr/bin/python3", "-c", BINDER, req], stdout=subprocess.PIPE
             )
-            next(listener.events(60))  # the storm has begun
+            next(listener.events(600))  # the storm has begun
             unload_module()
             load_module()
             proc.communicate(timeout=600)
