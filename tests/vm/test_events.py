@@ -197,10 +197,12 @@ def storm(listener: Listener, got: list[dict[str, Any]], done: threading.Event) 
     got.extend(listener.events(3.0))
 
 
-def test_a_storm_of_denials_is_counted_exactly(po):
-    """100,000 denials from four processes: every bind refused, none blocked,
+def test_a_storm_of_denials_is_counted_exactly(po, request):
+    """N denials (--storm-count) from four processes: every bind refused, none blocked,
     one event numbered for each, and each event either received once or lost
     in a gap of the numbers (the kernel's own drops among them)."""
+    n = request.config.getoption("--storm-count")
+    assert n > 0 and n % 4 == 0, "--storm-count: a positive multiple of 4"
     po.replace([rule(f"tcp/9100 uid={ALICE}")])
     with Listener(("denials",)) as listener:
         assert bind1(BOB, "tcp4", 9100, addr="127.0.0.1") == "EACCES"
@@ -210,7 +212,7 @@ def test_a_storm_of_denials_is_counted_exactly(po):
         done = threading.Event()
         reader = threading.Thread(target=storm, args=(listener, got, done))
         reader.start()
-        req = json.dumps([{"sock": "tcp4", "port": 9100, "addr": "127.0.0.1", "repeat": 25000}])
+        req = json.dumps([{"sock": "tcp4", "port": 9100, "addr": "127.0.0.1", "repeat": n // 4}])
         argv = ["setpriv", f"--reuid={BOB}", f"--regid={BOB}", "--clear-groups", "--"]
         procs = [
             subprocess.Popen(
@@ -226,16 +228,16 @@ def test_a_storm_of_denials_is_counted_exactly(po):
         # many the kernel numbered in between.
         assert bind1(BOB, "tcp4", 9100, addr="127.0.0.1") == "EACCES"
         (final,) = events(listener)
-    assert [json.loads(o) for o in outs] == [[{"EACCES": 25000}]] * 4
-    assert after.denied - before.denied == 100000
-    assert final["seq"] == marker["seq"] + 100001
+    assert [json.loads(o) for o in outs] == [[{"EACCES": n // 4}]] * 4
+    assert after.denied - before.denied == n
+    assert final["seq"] == marker["seq"] + n + 1
     seqs = [e["seq"] for e in got]
     assert len(set(seqs)) == len(seqs)
-    assert all(marker["seq"] < s <= marker["seq"] + 100000 for s in seqs)
+    assert all(marker["seq"] < s <= marker["seq"] + n for s in seqs)
     assert got, "no event reached the listener"
     assert after.events_dropped is not None and before.events_dropped is not None
     dropped = after.events_dropped - before.events_dropped
-    gaps = 100000 - len(got)
+    gaps = n - len(got)
     report(
         f"storm: {len(got)} events received, {gaps} in gaps, {dropped} of them dropped "
         f"by the kernel, {listener.overruns} overruns of the listener's buffer"
