@@ -264,6 +264,7 @@ def encode_rules(
 
 
 A_FLAGS = _attr_type(pomsg, "PORTOWNERS_A_FLAGS")
+A_GENERATION = _attr_type(pomsg, "PORTOWNERS_A_GENERATION")
 A_OFFSET = _attr_type(pomsg, "PORTOWNERS_A_OFFSET")
 A_EXPECT_GENERATION = _attr_type(pomsg, "PORTOWNERS_A_EXPECT_GENERATION")
 _NLMSGHDR = struct.Struct("=IHHII")  # length, type (the family), flags, sequence, port id
@@ -441,6 +442,67 @@ def replace_messages(
         yield start, encode_rules(rules[start : start + size], ends, body)
 
 
+_NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
+_U8 = struct.Struct("=B")
+_U16 = struct.Struct("=H")
+_U32 = struct.Struct("=I")
+_U64 = struct.Struct("=Q")
+
+
+def decode_rules_reply(msg: bytes | memoryview) -> tuple[int | None, list[Rule]]:
+    """A GET_RULES dump message's generation and rules, read with struct.
+
+    What rule_from_nla() makes of pyroute2's parse, about 20 times faster:
+    pyroute2 spends some 100 us a rule, over 7 s for a 65,536-rule table on
+    a real machine and minutes under emulation (tests/host/test_encode.py
+    checks the two agree). Attributes it does not know are skipped.
+    """
+    generation: int | None = None
+    rules: list[Rule] = []
+    end = min(len(msg), _U32.unpack_from(msg, 0)[0])
+    pos = _NLMSGHDR.size + _GENLHDR.size
+    while pos + 4 <= end:
+        size, kind = _NLA.unpack_from(msg, pos)
+        if size < 4:
+            break
+        kind &= _NLA_TYPE_MASK
+        if kind == A_GENERATION and size >= 12:
+            (generation,) = _U64.unpack_from(msg, pos + 4)
+        elif kind == A_RULE:
+            rules.append(_decode_rule(msg, pos + 4, min(pos + size, end)))
+        pos += (size + 3) & ~3
+    return generation, rules
+
+
+def _decode_rule(msg: bytes | memoryview, pos: int, end: int) -> Rule:
+    proto = lo = hi = 0
+    uid: int | None = None
+    gid: int | None = None
+    any_user = False
+    addr = ""
+    while pos + 4 <= end:
+        size, kind = _NLA.unpack_from(msg, pos)
+        if size < 4:
+            break
+        kind &= _NLA_TYPE_MASK
+        if kind == RULE_A_PROTO:
+            (proto,) = _U8.unpack_from(msg, pos + 4)
+        elif kind == RULE_A_PORT_LO:
+            (lo,) = _U16.unpack_from(msg, pos + 4)
+        elif kind == RULE_A_PORT_HI:
+            (hi,) = _U16.unpack_from(msg, pos + 4)
+        elif kind == RULE_A_UID:
+            (uid,) = _U32.unpack_from(msg, pos + 4)
+        elif kind == RULE_A_GID:
+            (gid,) = _U32.unpack_from(msg, pos + 4)
+        elif kind == RULE_A_ANY:
+            any_user = True
+        elif kind == RULE_A_ADDR:
+            addr = address_from_bytes(bytes(msg[pos + 4 : pos + size]))
+        pos += (size + 3) & ~3
+    return Rule(PROTO_NAMES[proto], lo, hi, uid=uid, gid=gid, any_user=any_user, addr=addr)
+
+
 class RawChannel:
     """A plain generic netlink socket, for the chunks of a REPLACE.
 
@@ -456,6 +518,7 @@ class RawChannel:
     NETLINK_CAP_ACK = 10  # an error does not echo the 80 KB chunk back
     NETLINK_EXT_ACK = 11  # and carries the kernel's message
     NLMSG_ERROR = 2
+    NLMSG_DONE = 3
     NLM_F_ACK_TLVS = 0x200
     NLMSGERR_ATTR_MSG = 1
     NETLINK_GENERIC = 16  # not in Python's socket module
@@ -490,6 +553,31 @@ class RawChannel:
                 if kind == self.NLMSG_ERROR and seq == self.seq:
                     self._raise_for(reply[pos : pos + length], flags)
                     return
+                pos += (length + 3) & ~3
+
+    def dump(self, body: bytes | bytearray, family: int) -> list[tuple[int, bytes]]:
+        """Send a dump request; each reply message's flags and bytes, up to
+        NLMSG_DONE (its flags too, with an empty message), or a NetlinkError."""
+        self.seq += 1
+        flags = NLM_F_REQUEST | NLM_F_DUMP
+        self.sock.sendmsg([netlink_header(body, family, self.seq, flags), body])
+        out: list[tuple[int, bytes]] = []
+        while True:
+            # A dump's messages come in skbs of 32 KiB at most (netlink_dump()).
+            reply = self.sock.recv(65536)
+            pos = 0
+            while pos + _NLMSGHDR.size <= len(reply):
+                length, kind, mflags, seq, _ = _NLMSGHDR.unpack_from(reply, pos)
+                if length < _NLMSGHDR.size:
+                    raise NetlinkError(errno.EPROTO, "malformed reply from the kernel")
+                if seq == self.seq:
+                    if kind == self.NLMSG_ERROR:
+                        self._raise_for(reply[pos : pos + length], mflags)
+                        raise NetlinkError(errno.EPROTO, "a dump answered with an ack")
+                    if kind == self.NLMSG_DONE:
+                        out.append((mflags, b""))
+                        return out
+                    out.append((mflags, reply[pos : pos + length]))
                 pos += (length + 3) & ~3
 
     def _raise_for(self, msg: bytes, flags: int) -> None:
@@ -595,10 +683,42 @@ class Client:
             f"the port table kept changing while it was read ({DUMP_TRIES} tries): try again"
         )
 
+    def _rules_dump(self) -> list[tuple[int, bytes]]:
+        """One GET_RULES dump: each message's flags and bytes."""
+        body = _GENLHDR.pack(CMD_GET_RULES, GENL_VERSION, 0)
+        try:
+            channel = self.channel()
+        except OSError as err:
+            raise PortownersError(f"cannot open a netlink socket: {err.strerror}") from None
+        try:
+            return channel.dump(body, self.sock.prid)
+        except OSError as err:
+            raise PortownersError(f"reading the table failed: {err.strerror}") from None
+        except NetlinkError as err:
+            raise _rejected(err) from None
+        finally:
+            channel.close()
+
     def table(self) -> tuple[int, list[Rule]]:
-        """The live table and its generation, read whole from one table."""
-        generation, nests = self._dump([])
-        return generation, sorted_rules(rule_from_nla(a) for a in nests)
+        """The live table and its generation, read whole from one table.
+
+        As _dump(), on a plain socket decoded with struct (decode_rules_reply()).
+        """
+        for _ in range(DUMP_TRIES):
+            msgs = self._rules_dump()
+            gens: set[int | None] = set()
+            rules: list[Rule] = []
+            for _, msg in msgs:
+                if msg:
+                    generation, some = decode_rules_reply(msg)
+                    gens.add(generation)
+                    rules += some
+            interrupted = any(flags & NLM_F_DUMP_INTR for flags, _ in msgs)
+            if len(gens) == 1 and None not in gens and not interrupted:
+                return int(gens.pop() or 0), sorted_rules(rules)
+        raise PortownersError(
+            f"the port table kept changing while it was read ({DUMP_TRIES} tries): try again"
+        )
 
     def rule_stats(self) -> list[RuleStats]:
         """The live table with each rule's counters, in table order."""

@@ -94,46 +94,27 @@ def test_load_stays_unconditional(kernel: FakeKernel, tmp_path: Path) -> None:
     assert kernel.rules == [Rule("tcp", 80, 80, uid=0)]
 
 
-class RuleAttr:
-    """A PORTOWNERS_A_RULE nest, as rule_from_nla() reads it."""
-
-    def __init__(self, rule: Rule) -> None:
-        self.attrs = dict(netlink.rule_attrs(rule)["attrs"])
-
-    def get_attr(self, name: str) -> Any:
-        return self.attrs.get(name)
+Msg = tuple[int, bytes]  # a dump message as RawChannel.dump() gives it
 
 
-class Msg:
-    """What Client.table() reads of a GET_RULES reply message."""
+def msg(generation: int, rules: list[Rule], flags: int = NLM_F_MULTI) -> Msg:
+    """A GET_RULES reply message, bytes as the kernel sends them."""
+    body = netlink._GENLHDR.pack(netlink.CMD_GET_RULES, netlink.GENL_VERSION, 0)
+    body += struct.pack("=HHQ", 12, netlink.A_GENERATION, generation)
+    return flags, netlink.frame(netlink.encode_rules(rules, out=bytearray(body)), 0x1D, 1, flags)
 
-    def __init__(self, generation: int, rules: list[Rule], flags: int = NLM_F_MULTI) -> None:
-        self.generation = generation
-        self.rules = [RuleAttr(r) for r in rules]
-        self.header = {"flags": flags}
 
-    def __getitem__(self, key: str) -> Any:
-        assert key == "header"
-        return self.header
-
-    def get_attr(self, name: str) -> Any:
-        assert name == "PORTOWNERS_A_GENERATION"
-        return self.generation
-
-    def get_attrs(self, name: str) -> list[Any]:
-        assert name == "PORTOWNERS_A_RULE"
-        return self.rules
+DONE: Msg = (NLM_F_MULTI, b"")
 
 
 def client_with_dumps(dumps: list[list[Msg]]) -> netlink.Client:
     client = netlink.Client.__new__(netlink.Client)  # no socket
     replies = iter(dumps)
 
-    def request(cmd: int, attrs: list[Any], flags: int = 0) -> list[Msg]:
-        assert cmd == netlink.CMD_GET_RULES
-        return next(replies)
+    def rules_dump() -> list[Msg]:
+        return [*next(replies), DONE]
 
-    client._request = request  # type: ignore[method-assign]
+    client._rules_dump = rules_dump  # type: ignore[method-assign]
     return client
 
 
@@ -145,20 +126,20 @@ def test_dump_flagged_interrupted_is_read_again() -> None:
     # dump, which ended early. It must not pass for the whole table.
     client = client_with_dumps(
         [
-            [Msg(7, [A]), Msg(7, [], NLM_F_MULTI | NLM_F_DUMP_INTR)],
-            [Msg(8, [A, B])],
+            [msg(7, [A]), msg(7, [], NLM_F_MULTI | NLM_F_DUMP_INTR)],
+            [msg(8, [A, B])],
         ]
     )
     assert client.table() == (8, [A, B])
 
 
 def test_dump_mixing_generations_is_read_again() -> None:
-    client = client_with_dumps([[Msg(7, [A]), Msg(8, [B])], [Msg(8, [B])]])
+    client = client_with_dumps([[msg(7, [A]), msg(8, [B])], [msg(8, [B])]])
     assert client.table() == (8, [B])
 
 
 def test_dump_that_never_settles_fails_clearly() -> None:
-    flagged = [Msg(7, [A], NLM_F_MULTI | NLM_F_DUMP_INTR)]
+    flagged = [msg(7, [A], NLM_F_MULTI | NLM_F_DUMP_INTR)]
     client = client_with_dumps([flagged] * netlink.DUMP_TRIES)
     with pytest.raises(netlink.PortownersError, match="kept changing while it was read"):
         client.table()
