@@ -543,16 +543,24 @@ class RawChannel:
         self.seq += 1
         # Header and body gathered by the kernel: no copy of the body here.
         self.sock.sendmsg([netlink_header(body, family, self.seq), body])
+        for kind, flags, msg in self._replies():
+            if kind == self.NLMSG_ERROR:
+                self._raise_for(msg, flags)
+                return
+
+    def _replies(self) -> Iterator[tuple[int, int, bytes]]:
+        """The kernel's messages answering the last request (type, flags,
+        bytes), as they come; the caller stops reading."""
         while True:
+            # A dump's messages come in skbs of 32 KiB at most (netlink_dump()).
             reply = self.sock.recv(65536)
             pos = 0
             while pos + _NLMSGHDR.size <= len(reply):
                 length, kind, flags, seq, _ = _NLMSGHDR.unpack_from(reply, pos)
                 if length < _NLMSGHDR.size:
                     raise NetlinkError(errno.EPROTO, "malformed reply from the kernel")
-                if kind == self.NLMSG_ERROR and seq == self.seq:
-                    self._raise_for(reply[pos : pos + length], flags)
-                    return
+                if seq == self.seq:
+                    yield kind, flags, reply[pos : pos + length]
                 pos += (length + 3) & ~3
 
     def dump(self, body: bytes | bytearray, family: int) -> list[tuple[int, bytes]]:
@@ -562,23 +570,15 @@ class RawChannel:
         flags = NLM_F_REQUEST | NLM_F_DUMP
         self.sock.sendmsg([netlink_header(body, family, self.seq, flags), body])
         out: list[tuple[int, bytes]] = []
-        while True:
-            # A dump's messages come in skbs of 32 KiB at most (netlink_dump()).
-            reply = self.sock.recv(65536)
-            pos = 0
-            while pos + _NLMSGHDR.size <= len(reply):
-                length, kind, mflags, seq, _ = _NLMSGHDR.unpack_from(reply, pos)
-                if length < _NLMSGHDR.size:
-                    raise NetlinkError(errno.EPROTO, "malformed reply from the kernel")
-                if seq == self.seq:
-                    if kind == self.NLMSG_ERROR:
-                        self._raise_for(reply[pos : pos + length], mflags)
-                        raise NetlinkError(errno.EPROTO, "a dump answered with an ack")
-                    if kind == self.NLMSG_DONE:
-                        out.append((mflags, b""))
-                        return out
-                    out.append((mflags, reply[pos : pos + length]))
-                pos += (length + 3) & ~3
+        for kind, mflags, msg in self._replies():
+            if kind == self.NLMSG_ERROR:
+                self._raise_for(msg, mflags)
+                raise NetlinkError(errno.EPROTO, "a dump answered with an ack")
+            if kind == self.NLMSG_DONE:
+                out.append((mflags, b""))
+                return out
+            out.append((mflags, msg))
+        raise AssertionError("unreachable: _replies() never ends")
 
     def _raise_for(self, msg: bytes, flags: int) -> None:
         (error,) = struct.unpack_from("=i", msg, _NLMSGHDR.size)
