@@ -23,6 +23,7 @@ sctp_diag module, by association, which portctl does not read.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -96,6 +97,13 @@ class Holder:
     owner: bool  # the rule grants the socket's uid
 
 
+# What a refused dump most likely means, for the administrator.
+_HINTS = {
+    errno.ENOENT: " (this kernel has no sock_diag handler for the protocol:"
+    " CONFIG_INET_TCP_DIAG / CONFIG_INET_UDP_DIAG, modules tcp_diag / udp_diag)",
+}
+
+
 class DiagError(OSError):
     """sock_diag failed; str() is for people."""
 
@@ -120,12 +128,13 @@ def parse_diag(data: bytes, proto: str) -> tuple[list[Socket], bool]:
         if length < _NLMSGHDR.size:
             break
         body = pos + _NLMSGHDR.size
-        if kind == NLMSG_DONE:
-            return out, True
-        if kind == NLMSG_ERROR:
-            (code,) = struct.unpack_from("=i", data, body)
-            if code:
-                raise DiagError(-code, os.strerror(-code))
+        # A dump that failed ends with NLMSG_DONE carrying the negative
+        # errno (netlink_dump()), as a kernel without udp_diag does for UDP:
+        # read as "done", it would show a held port as free.
+        if kind in (NLMSG_DONE, NLMSG_ERROR):
+            code = struct.unpack_from("=i", data, body)[0] if length >= _NLMSGHDR.size + 4 else 0
+            if code < 0:
+                raise DiagError(-code, f"{proto}: {os.strerror(-code)}{_HINTS.get(-code, '')}")
             return out, True
         if kind == SOCK_DIAG_BY_FAMILY and length >= _NLMSGHDR.size + _MSG.size:
             fam, state, _, _, sport, _, src, _, _, _, _, _, _, uid, inode = _MSG.unpack_from(

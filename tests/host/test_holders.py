@@ -141,6 +141,10 @@ def test_parse_diag() -> None:
     error = holders._NLMSGHDR.pack(36, 2, 0, 1, 0) + struct.pack("=i", -errno.ENOENT) + bytes(16)
     with pytest.raises(holders.DiagError):
         holders.parse_diag(error, "tcp")
+    # A kernel without udp_diag ends the dump with NLMSG_DONE and -ENOENT.
+    failed_dump = holders._NLMSGHDR.pack(20, 3, 2, 1, 0) + struct.pack("=i", -errno.ENOENT)
+    with pytest.raises(holders.DiagError, match=r"udp: No such file or directory.*udp_diag"):
+        holders.parse_diag(data + failed_dump, "udp")
 
 
 def test_dump_sockets_on_this_machine() -> None:
