@@ -139,11 +139,12 @@ def stress_module():
         c.flush()
 
 
-def listen_loop(stop: threading.Event, heard: list[int]) -> None:
+def listen_loop(stop: threading.Event, heard: list[int], joined: threading.Event) -> None:
     """Count events until stopped; join again whenever the module came back."""
     while not stop.is_set():
         try:
             with Listener(("denials", "grants")) as listener:
+                joined.set()
                 for _ in listener.events(0.2):
                     heard[0] += 1
         except OSError:  # no family while the module is away
@@ -153,8 +154,22 @@ def listen_loop(stop: threading.Event, heard: list[int]) -> None:
 def test_binds_during_10000_swaps_and_reloads_see_only_old_or_new_table(stress_module):
     stop = threading.Event()
     heard = [0]
-    listener = threading.Thread(target=listen_loop, args=(stop, heard))
+    joined = threading.Event()
+    listener = threading.Thread(target=listen_loop, args=(stop, heard, joined))
     listener.start()
+    # The listener has joined and table A is in before the first bind: the
+    # workers meet the swaps from their start, not only an empty module (a
+    # run where the swaps began late saw no table at all and heard nothing).
+    swapper: Swapper | None = None
+    try:
+        assert joined.wait(300), "the listener could not join the event groups"
+        swapper = Swapper()
+        swapper.swap()
+    except BaseException:
+        stop.set()
+        listener.join()
+        raise
+    swaps = 1
     procs = {name: start_worker(*w) for name, w in WORKERS.items()}
     reloads: list[float] = []
 
@@ -168,18 +183,19 @@ def test_binds_during_10000_swaps_and_reloads_see_only_old_or_new_table(stress_m
 
     reloader = threading.Thread(target=reload_loop)
     reloader.start()
-    swaps = failed = 0
+    failed = 0
     t0 = time.monotonic()
     try:
         while swaps < SWAPS:
             try:
-                swapper = Swapper()
+                swapper = swapper or Swapper()
                 try:
                     while swaps < SWAPS:
                         swapper.swap()
                         swaps += 1
                 finally:
                     swapper.close()
+                    swapper = None
             except (PortownersError, OSError):
                 failed += 1  # the module was away: try again shortly
                 time.sleep(0.01)
@@ -203,6 +219,17 @@ def test_binds_during_10000_swaps_and_reloads_see_only_old_or_new_table(stress_m
     )
     assert heard[0] > 0
     assert len(reloads) == RELOADS
+    # Binds that met a table, not only the module away or empty: outcomes
+    # "no table" would not give. None means the swaps missed the binds.
+    ruled = sum(
+        n
+        for name, outcomes in seen.items()
+        if name in EXPECTED
+        for key, counts in outcomes.items()
+        for outcome, n in counts.items()
+        if outcome != EXPECTED[name][key][2]
+    )
+    assert ruled > 0, "no bind met table A or B"
     total = 0
     for name, outcomes in seen.items():
         for key, counts in outcomes.items():
