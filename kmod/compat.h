@@ -7,6 +7,8 @@
 #ifndef _PO_COMPAT_H
 #define _PO_COMPAT_H
 
+#include <linux/dcache.h>
+#include <linux/fs.h>
 #include <linux/ftrace.h>
 #include <linux/objtool.h>
 #include <linux/slab.h>
@@ -56,5 +58,63 @@
 #else
 #define po_fregs_regs(fregs) (&(fregs)->regs)
 #endif
+
+/*
+ * 6.3, "fs: port ->setattr() to pass mnt_idmap" (and ->getattr(),
+ * ->permission(), generic_permission(), generic_fillattr()): the inode
+ * operations take a struct mnt_idmap where they took the mount's struct
+ * user_namespace. portfs allows no idmapped mount, so it only passes it on.
+ */
+#if KERNEL_VERSION(6, 3, 0) <= LINUX_VERSION_CODE
+#define PO_IDMAP struct mnt_idmap
+#else
+#define PO_IDMAP struct user_namespace
+#endif
+
+/*
+ * 6.6, "fs: pass the request_mask to generic_fillattr": it gained the
+ * statx request mask as its second argument.
+ */
+#if KERNEL_VERSION(6, 6, 0) <= LINUX_VERSION_CODE
+#define po_generic_fillattr(idmap, mask, inode, stat) \
+	generic_fillattr(idmap, mask, inode, stat)
+#else
+#define po_generic_fillattr(idmap, mask, inode, stat) \
+	generic_fillattr(idmap, inode, stat)
+#endif
+
+/*
+ * An inode's three times set to now. 6.6, "fs: add ctime accessors
+ * infrastructure", hid i_ctime behind inode_set_ctime_current(); 6.7,
+ * "fs: new accessor methods for atime and mtime", did so for the other two
+ * and added simple_inode_init_ts() for the three at once.
+ */
+static inline void po_inode_init_ts(struct inode *inode)
+{
+#if KERNEL_VERSION(6, 7, 0) <= LINUX_VERSION_CODE
+	simple_inode_init_ts(inode);
+#elif KERNEL_VERSION(6, 6, 0) <= LINUX_VERSION_CODE
+	inode->i_atime = inode_set_ctime_current(inode);
+	inode->i_mtime = inode->i_atime;
+#else
+	inode->i_atime = current_time(inode);
+	inode->i_mtime = inode->i_atime;
+	inode->i_ctime = inode->i_atime;
+#endif
+}
+
+/*
+ * 6.17, "new helper: set_default_d_op()": a superblock's default dentry
+ * operations are set through it; sb->s_d_op became private to the VFS.
+ */
+static inline void po_set_default_d_op(struct super_block *sb,
+				       const struct dentry_operations *ops)
+{
+#if KERNEL_VERSION(6, 17, 0) <= LINUX_VERSION_CODE
+	set_default_d_op(sb, ops);
+#else
+	sb->s_d_op = ops;
+#endif
+}
 
 #endif /* _PO_COMPAT_H */

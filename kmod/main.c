@@ -3,8 +3,10 @@
  * portowners: give a port to a user or group, as chown gives a file.
  *
  * Module setup: per network namespace state, parameters, and the order in
- * which the pieces come up and go down. The bind hooks are armed last and
- * disarmed first, so they never see a namespace without its table.
+ * which the pieces come up and go down. The bind hooks are armed after the
+ * tables and disarmed before, so they never see a namespace without its
+ * table. portfs comes up last and goes first: a mount is a way in to every
+ * other piece, and while one exists the module cannot go (its owner).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -102,10 +104,15 @@ static int __init po_init(void)
 	err = po_hooks_init();
 	if (err)
 		goto err_events;
+	err = po_fs_init();
+	if (err)
+		goto err_hooks;
 	pr_info("version %s loaded, root_exempt=%d\n", PO_VERSION,
 		po_root_exempt);
 	return 0;
 
+err_hooks:
+	po_hooks_exit();
 err_events:
 	po_events_exit();
 err_netlink:
@@ -117,6 +124,7 @@ err_pernet:
 
 static void __exit po_exit(void)
 {
+	po_fs_exit();
 	po_hooks_exit();
 	po_events_exit();
 	po_netlink_exit();
@@ -132,3 +140,4 @@ MODULE_DESCRIPTION("Give ports to users and groups, as chown gives files");
 MODULE_AUTHOR("The portowners developers");
 MODULE_VERSION(PO_VERSION);
 MODULE_ALIAS_GENL_FAMILY(PORTOWNERS_GENL_NAME);
+MODULE_ALIAS_FS("portfs");

@@ -268,45 +268,27 @@ static int po_check_generation(struct po_net *pn, u64 expected,
 }
 
 /*
- * Build and publish a table from rules. The rules from ours_at on came in
- * this request, rules[ours_at + i] as its i-th PORTOWNERS_A_RULE; the ones
- * before were in the table already (adding) or in earlier chunks. With
- * expect, only if the table is still at generation *expect.
+ * Build and publish a table from rules: the one way a table changes, for
+ * netlink and portfs alike. Under pn->lock; the caller has checked any
+ * condition on the generation under the same hold. On -EEXIST, *a < *b
+ * are the indices of two rules that overlap.
  */
-static int po_publish(struct po_net *pn, const struct po_arule *rules,
-		      u32 count, u32 ours_at, bool adding, const u64 *expect,
-		      struct genl_info *info)
+int po_table_publish(struct po_net *pn, const struct po_arule *rules,
+		     u32 count, struct netlink_ext_ack *extack, u32 *a, u32 *b)
 {
 	struct po_table *old, *t;
-	u32 a, b;
 	int err;
 
-	if (expect) {
-		err = po_check_generation(pn, *expect, info->extack);
-		if (err)
-			return err;
-	}
 	old = rcu_dereference_protected(pn->table, lockdep_is_held(&pn->lock));
 	/* A change may shrink a table over a lowered limit, never grow it. */
 	if (count > old->count) {
-		err = po_check_size(pn, count, info->extack);
+		err = po_check_size(pn, count, extack);
 		if (err)
 			return err;
 	}
-	t = po_table_build(rules, count, old->generation + 1, &a, &b);
-	if (IS_ERR(t)) {
-		if (PTR_ERR(t) != -EEXIST)
-			return PTR_ERR(t);
-		if (b >= ours_at)
-			NL_SET_BAD_ATTR(info->extack, po_nth_rule(info, b - ours_at));
-		if (adding && a < ours_at)
-			NL_SET_ERR_MSG(info->extack,
-				       "rule overlaps a rule already in the table for the same protocol and address");
-		else
-			NL_SET_ERR_MSG(info->extack,
-				       "rule overlaps another rule for the same protocol and address");
-		return -EEXIST;
-	}
+	t = po_table_build(rules, count, old->generation + 1, a, b);
+	if (IS_ERR(t))
+		return PTR_ERR(t);
 	err = count ? po_events_prepare(pn) : 0;
 	if (!err)
 		err = po_reserve_prepare(pn, t);
@@ -316,6 +298,38 @@ static int po_publish(struct po_net *pn, const struct po_arule *rules,
 	}
 	po_table_swap(pn, t);
 	return 0;
+}
+
+/*
+ * Publish a table from a request's rules. The rules from ours_at on came in
+ * this request, rules[ours_at + i] as its i-th PORTOWNERS_A_RULE; the ones
+ * before were in the table already (adding) or in earlier chunks. With
+ * expect, only if the table is still at generation *expect.
+ */
+static int po_publish(struct po_net *pn, const struct po_arule *rules,
+		      u32 count, u32 ours_at, bool adding, const u64 *expect,
+		      struct genl_info *info)
+{
+	u32 a, b;
+	int err;
+
+	if (expect) {
+		err = po_check_generation(pn, *expect, info->extack);
+		if (err)
+			return err;
+	}
+	err = po_table_publish(pn, rules, count, info->extack, &a, &b);
+	if (err != -EEXIST)
+		return err;
+	if (b >= ours_at)
+		NL_SET_BAD_ATTR(info->extack, po_nth_rule(info, b - ours_at));
+	if (adding && a < ours_at)
+		NL_SET_ERR_MSG(info->extack,
+			       "rule overlaps a rule already in the table for the same protocol and address");
+	else
+		NL_SET_ERR_MSG(info->extack,
+			       "rule overlaps another rule for the same protocol and address");
+	return -EEXIST;
 }
 
 /* The request's PORTOWNERS_A_EXPECT_GENERATION, or NULL. */

@@ -235,6 +235,9 @@ int po_net_init_table(struct po_net *pn);
 void po_net_free_table(struct po_net *pn);
 
 /* netlink.c */
+struct netlink_ext_ack;
+int po_table_publish(struct po_net *pn, const struct po_arule *rules,
+		     u32 count, struct netlink_ext_ack *extack, u32 *a, u32 *b);
 bool po_event_listened(const struct net *net, enum po_mcgrp group);
 void po_event_send(struct po_net *pn, const struct po_event *e);
 void po_stage_free(struct po_net *pn);
@@ -260,5 +263,9 @@ void po_events_exit(void);
 /* hooks.c */
 int po_hooks_init(void);
 void po_hooks_exit(void);
+
+/* portfs.c */
+int po_fs_init(void);
+void po_fs_exit(void);
 
 #endif /* _PO_H */
