@@ -78,15 +78,37 @@ def test_dkms_conf_matches_the_module() -> None:
     assert (REPO / "Kbuild").read_text().strip().endswith("obj-m += kmod/")
 
 
+def test_portfs_mount_unit_follows_the_table_and_is_not_enabled() -> None:
+    u = unit("dev-ports.mount")
+    assert (u["Mount"]["What"], u["Mount"]["Where"], u["Mount"]["Type"]) == (
+        "portfs",
+        "/dev/ports",
+        "portfs",
+    )
+    assert "portowners.service" in u["Unit"]["Wants"].split()
+    assert "portowners.service" in u["Unit"]["After"].split()
+    install = (PACKAGING / "install").read_text()
+    uninstall = (PACKAGING / "uninstall").read_text()
+    assert '"$repo/packaging/dev-ports.mount" "$unitdir/dev-ports.mount"' in install
+    enables = re.search(r"^[^#\n]*systemctl enable[^\n]*dev-ports", install, re.M)
+    assert not enables  # the administrator's choice
+    assert "/etc/systemd/system/dev-ports.mount" in uninstall
+    # Unmounted before the module is unloaded: a mounted portfs holds it.
+    assert uninstall.index("umount") < uninstall.index("rmmod portowners")
+    for page in ("portfs.5",):
+        assert f"man/{page}" in install and f"man5/{page}" in uninstall
+
+
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
 def test_units_verify(tmp_path: Path) -> None:
     installed_copy(tmp_path, "load-table")
-    units = [installed_copy(tmp_path, n) for n in ("portowners.service", "portowners-load.service")]
+    names = ("portowners.service", "portowners-load.service", "dev-ports.mount")
+    units = [installed_copy(tmp_path, n) for n in names]
     r = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *map(str, units)], capture_output=True, text=True
     )
     # Complaints about the host's own units are not ours.
-    ours = [line for line in r.stderr.splitlines() if "portowners" in line]
+    ours = [line for line in r.stderr.splitlines() if "portowners" in line or "dev-ports" in line]
     assert r.returncode == 0 or not ours, r.stderr
     assert not ours, r.stderr
 
