@@ -296,8 +296,11 @@ static int po_fs_state(const struct po_table *t, const struct po_fs_ports *f,
 	u32 first, i;
 
 	if (!f->on_addr) {
-		/* Rules on every address never overlap: only the last one
-		 * starting at or below hi may hold any of lo..hi.
+		/*
+		 * Rules on every address never overlap: if the last one
+		 * starting at or below hi ends before lo, so do all the
+		 * others; if it does not, it is the one state only if it
+		 * holds all of lo..hi.
 		 */
 		first = t->start[f->proto];
 		i = po_fs_after(t, false, first, t->start[f->proto + 1], f->hi);
@@ -305,7 +308,7 @@ static int po_fs_state(const struct po_table *t, const struct po_fs_ports *f,
 			po_fs_set_state(st, NULL);
 			return 0;
 		}
-		if (t->rules[i - 1].lo > f->lo)
+		if (t->rules[i - 1].lo > f->lo || t->rules[i - 1].hi < f->hi)
 			return -ESTALE;
 		po_fs_set_state(st, &t->rules[i - 1]);
 		return 0;
@@ -591,7 +594,7 @@ static struct inode *po_fs_file_inode(struct super_block *sb,
 	if (!inode)
 		return NULL;
 	PO_FS_I(inode)->ports = *f;
-	/* A range no longer one rule's shows as no owner until looked up. */
+	/* Ports not all one rule's: no owner here, and getattr says -ESTALE. */
 	if (po_fs_read_state(sb, f, &st))
 		po_fs_set_state(&st, NULL);
 	po_fs_inode_set(inode, &st);
@@ -682,11 +685,14 @@ static int po_fs_readdir(struct file *file, struct dir_context *ctx)
 	if (!dir_emit_dots(file, ctx))
 		return 0;
 	if (di->kind == PO_FS_ROOT) {
-		for (p = ctx->pos - 2; p < PO_NPROTO; p++, ctx->pos++)
+		/* Compared as loff_t: a seek may have put pos anywhere. */
+		for (; ctx->pos < 2 + PO_NPROTO; ctx->pos++) {
+			p = ctx->pos - 2;
 			if (!dir_emit(ctx, po_fs_protos[p],
 				      strlen(po_fs_protos[p]),
 				      PO_FS_INO_PROTO + p, DT_DIR))
 				break;
+		}
 		return 0;
 	}
 	for (;;) {

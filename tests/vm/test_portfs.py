@@ -258,7 +258,8 @@ def test_ranges_split_and_rules_on_one_address(ports: Path, po: Client):
     assert os.listdir(tcp) == ["8000-8099"]
     for covered in ("8000-8099", "8050", "8000-8049"):
         assert state(tcp / covered) == (0o100, ALICE, 0), covered
-    assert err(os.stat, tcp / "7990-8009") == "ESTALE"  # partly the rule's: no one state
+    for across in ("7990-8009", "8090-8109", "7000-9000"):  # partly the rule's: no one state
+        assert err(os.stat, tcp / across) == "ESTALE", across
     g = po.status().generation
     os.chown(tcp / "8050", ALICE, -1)
     assert po.status().generation == g  # no change: no split either
@@ -307,6 +308,22 @@ def test_ranges_split_and_rules_on_one_address(ports: Path, po: Client):
     many += [Rule("sctp", p, p, uid=BOB, addr="::1") for p in range(1, 1501)]
     po.replace(many)
     assert sorted(os.listdir(ports / "sctp")) == sorted(name(r) for r in many)
+    # readdir positions (docs/portfs.md): 2 + first port, 2 + 65536 + index;
+    # any other is past the end, a huge one (wider than an int) too.
+    for path, pos, want_names in (
+        (ports, 3, ["udp", "sctp"]),
+        (ports, 2**32 + 3, []),
+        (ports / "sctp", 2 + 5999, ["5999"] + [f"[::1]:{p}" for p in range(1, 1501)]),
+        (ports / "sctp", 2 + 65536 + 1499, ["[::1]:1500"]),
+        (ports / "sctp", 2 + 65536 + 1500, []),
+        (ports / "sctp", 2**40, []),
+    ):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.lseek(fd, pos, os.SEEK_SET)
+            assert os.listdir(fd) == want_names, (path, pos)
+        finally:
+            os.close(fd)
 
 
 UNPRIVILEGED = """
